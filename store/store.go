@@ -18,6 +18,9 @@ import (
 // Store is VulnZero's persistent state. Every method is safe for concurrent
 // use. Methods that return a single object return an error wrapping
 // vulnzero.ErrNotFound when it does not exist.
+//
+// Times are stored in UTC at microsecond precision (see Precision) and read
+// back in UTC; a zero time is stored as NULL and read back as zero.
 type Store interface {
 	// ImportFindings stores one import in one transaction: it reads findings
 	// until the sequence ends, upserting each by Finding.Key (first_seen is
@@ -26,6 +29,15 @@ type Store interface {
 	// import covered that it did not report are marked fixed. If the sequence
 	// yields an error, or any write fails, nothing is stored and that error is
 	// returned.
+	//
+	// Inputs go through PrepareImport and PrepareFinding: a zero imp.At is
+	// now, Source and Scanner default to the import's, a finding without
+	// host, package or CVE is ErrInvalid, and the lifecycle fields (FirstSeen,
+	// LastSeen, Status, FixedAt) are the store's: first_seen is the At of the
+	// import that first reported the key, last_seen the At of the latest, and
+	// FixedAt the At of the complete import that stopped reporting it. A key
+	// reported twice in one import is stored once (the later wins) and
+	// counted once.
 	ImportFindings(ctx context.Context, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error)
 	// ListFindings returns findings matching the filter, ordered by host,
 	// package, CVE.
@@ -33,10 +45,12 @@ type Store interface {
 	// ListImports returns imports, newest first.
 	ListImports(ctx context.Context) ([]vulnzero.Import, error)
 
-	// CreatePR records a new pull request and assigns its number (1, 2, …).
-	// A second open PR for the same branch is ErrConflict.
+	// CreatePR records a new pull request and assigns its number (1, 2, …,
+	// without gaps; pr.Number is ignored) and returns it as stored. An empty
+	// State means open. A second open PR for the same branch is ErrConflict.
 	CreatePR(ctx context.Context, pr vulnzero.PullRequest) (vulnzero.PullRequest, error)
-	// UpdatePR replaces the PR with the same number.
+	// UpdatePR replaces the PR with the same number. Reopening it while
+	// another PR for its branch is open is ErrConflict.
 	UpdatePR(ctx context.Context, pr vulnzero.PullRequest) error
 	GetPR(ctx context.Context, number int) (vulnzero.PullRequest, error)
 	// ListPRs returns PRs in the given states (all when none), by number.
@@ -56,6 +70,7 @@ type Store interface {
 	ListRollouts(ctx context.Context, f RolloutFilter) ([]vulnzero.Rollout, error)
 
 	// PutHostStep creates or replaces the step keyed by (RolloutID, Host, Phase).
+	// A step of a rollout that does not exist is ErrNotFound.
 	PutHostStep(ctx context.Context, s vulnzero.HostStep) error
 	// ListHostSteps returns a rollout's steps, by host then start time.
 	ListHostSteps(ctx context.Context, rolloutID int64) ([]vulnzero.HostStep, error)
@@ -65,16 +80,18 @@ type Store interface {
 	// ListLedger returns every ledger entry, by host then patch.
 	ListLedger(ctx context.Context) ([]vulnzero.LedgerEntry, error)
 
-	// Quarantine records a failed revision; quarantining it twice is a no-op.
+	// Quarantine records a failed revision; quarantining it twice is a no-op
+	// (the first reason and time are kept).
 	Quarantine(ctx context.Context, q vulnzero.Quarantine) error
-	// ListQuarantined returns every quarantined revision.
+	// ListQuarantined returns every quarantined revision, by patch then
+	// revision.
 	ListQuarantined(ctx context.Context) ([]vulnzero.Quarantine, error)
 
 	// AddTranscript stores a transcript and assigns its ID.
 	AddTranscript(ctx context.Context, t vulnzero.Transcript) (vulnzero.Transcript, error)
 	GetTranscript(ctx context.Context, id int64) (vulnzero.Transcript, error)
 
-	// Close releases the database.
+	// Close releases the database. Calling it again is a no-op.
 	Close() error
 }
 

@@ -1,0 +1,816 @@
+// Package postgres is the PostgreSQL store.Store, on a pgx/v5 connection
+// pool, for production and HA setups.
+//
+// Migrations are embedded and applied by Open, each in its own transaction
+// behind a transaction-scoped advisory lock, so replicas starting together
+// migrate once. ImportFindings streams its input into one transaction in
+// batches, so a large scan is never held in memory whole.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"vulnzero.dev/vulnzero"
+	"vulnzero.dev/vulnzero/store"
+	"vulnzero.dev/vulnzero/store/internal/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrationLock is the pg_advisory_xact_lock key that serializes migrators
+// ("vzmigr" in ASCII).
+const migrationLock int64 = 0x767a6d696772
+
+// importBatch is how many findings go to the server per round trip.
+const importBatch = 500
+
+// Store is a store.Store on PostgreSQL.
+type Store struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	now    func() time.Time
+
+	closeOnce sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// connection string) and applies pending migrations. logger may be nil.
+func Open(ctx context.Context, url string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors do not echo the password.
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", where, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", where, err)
+	}
+	s := &Store{pool: pool, logger: logger, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", where, err)
+	}
+	return s, nil
+}
+
+// Close closes the pool; later calls do nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+// migrate applies the embedded migrations not yet recorded in
+// schema_migrations, each in its own transaction with its record.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrate.Load(migrationFS, "migrations")
+	if err != nil {
+		return err
+	}
+	// Even CREATE TABLE IF NOT EXISTS races between sessions, so the
+	// bookkeeping table is made under the lock too.
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL
+		)`); err != nil {
+			return err
+		}
+		var newest int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+			return err
+		}
+		if latest := ms[len(ms)-1].Version; newest > latest {
+			return fmt.Errorf("database schema version %d is newer than this build knows (%d): %w", newest, latest, vulnzero.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("prepare schema_migrations: %w", err)
+	}
+	for _, m := range ms {
+		applied := false
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, m.Version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			applied = true
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, s.now().UTC())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		if applied {
+			s.logger.Info("applied migration", "store", "postgres", "migration", m.Name)
+		}
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// timeArg is a time as stored: NULL when zero.
+func timeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Truncate(store.Precision)
+}
+
+// asStored is t as it reads back.
+func asStored(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(store.Precision)
+}
+
+// timeCol scans a timestamptz (NULL is zero) into *t, in UTC: pgx hands
+// times back in the local zone.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case time.Time:
+		*c.t = v.UTC()
+	default:
+		return fmt.Errorf("scan time: unexpected %T", v)
+	}
+	return nil
+}
+
+// blobArg stores empty bytes as NULL, so empty and nil read back alike.
+func blobArg(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func textBlobArg(s string) any { return blobArg([]byte(s)) }
+
+func pgCode(err error) string {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func isUniqueViolation(err error) bool     { return pgCode(err) == "23505" }
+func isForeignKeyViolation(err error) bool { return pgCode(err) == "23503" }
+
+// placeholders returns "$from, $from+1, …" for n values.
+func placeholders(from, n int) string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("$%d", from+i)
+	}
+	return strings.Join(ps, ", ")
+}
+
+const findingColumns = `host, package, cve, source, scanner, os, os_family, ecosystem, installed,
+	fixed_version, title, severity, cvss, cvss_vector, rule_id, first_seen, last_seen, status, fixed_at`
+
+const upsertFinding = `INSERT INTO findings (host, package, cve, source, scanner, os, os_family, ecosystem,
+	installed, fixed_version, title, severity, cvss, cvss_vector, rule_id, first_seen, last_seen, status,
+	fixed_at, import_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, 'open', NULL, $17)
+ON CONFLICT (host, package, cve) DO UPDATE SET
+	source = excluded.source, scanner = excluded.scanner, os = excluded.os, os_family = excluded.os_family,
+	ecosystem = excluded.ecosystem, installed = excluded.installed, fixed_version = excluded.fixed_version,
+	title = excluded.title, severity = excluded.severity, cvss = excluded.cvss,
+	cvss_vector = excluded.cvss_vector, rule_id = excluded.rule_id, last_seen = excluded.last_seen,
+	status = 'open', fixed_at = NULL, import_id = excluded.import_id`
+
+// ImportFindings implements store.Store.
+func (s *Store) ImportFindings(ctx context.Context, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error) {
+	imp = store.PrepareImport(imp, s.now)
+	var res vulnzero.ImportResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		res, err = s.importTx(ctx, tx, imp, findings)
+		return err
+	})
+	if err != nil {
+		return vulnzero.ImportResult{}, fmt.Errorf("import %s: %w", imp.Source, err)
+	}
+	s.logger.Debug("imported findings", "source", imp.Source, "import", res.ImportID,
+		"read", res.Read, "new", res.New, "updated", res.Updated, "fixed", res.Fixed)
+	return res, nil
+}
+
+// importTx does ImportFindings' writes in tx. Each finding is two queued
+// statements: read its previous status (for the counts), then upsert it.
+// Statements of a batch run in order, so a key repeated within a batch sees
+// its earlier upsert.
+func (s *Store) importTx(ctx context.Context, tx pgx.Tx, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error) {
+	var res vulnzero.ImportResult
+	err := tx.QueryRow(ctx, `INSERT INTO imports (source, scanner, file, complete, imported_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		imp.Source, imp.Scanner, imp.File, imp.Complete, timeArg(imp.At)).Scan(&res.ImportID)
+	if err != nil {
+		return res, fmt.Errorf("insert import: %w", err)
+	}
+
+	counted := map[string]bool{}
+	hosts := map[string]bool{}
+	batch := &pgx.Batch{}
+	var pending []vulnzero.Finding
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		br := tx.SendBatch(ctx, batch)
+		for _, f := range pending {
+			var prev string
+			err := br.QueryRow().Scan(&prev)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				br.Close()
+				return fmt.Errorf("read finding %s/%s/%s: %w", f.Host, f.Package, f.CVE, err)
+			}
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return fmt.Errorf("upsert finding %s/%s/%s: %w", f.Host, f.Package, f.CVE, err)
+			}
+			hosts[f.Host] = true
+			if counted[f.Key()] {
+				continue
+			}
+			counted[f.Key()] = true
+			if prev == string(vulnzero.FindingOpen) {
+				res.Updated++
+			} else {
+				res.New++
+			}
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		batch, pending = &pgx.Batch{}, pending[:0]
+		return nil
+	}
+	for f, err := range findings {
+		if err != nil {
+			return res, err
+		}
+		if store.IsCoverageMarker(f) {
+			hosts[f.Host] = true
+			continue
+		}
+		f, err = store.PrepareFinding(imp, res.Read+1, f)
+		if err != nil {
+			return res, err
+		}
+		res.Read++
+		batch.Queue(`SELECT status FROM findings WHERE host = $1 AND package = $2 AND cve = $3`,
+			f.Host, f.Package, f.CVE)
+		batch.Queue(upsertFinding, f.Host, f.Package, f.CVE, f.Source, f.Scanner, f.OS, f.OSFamily,
+			f.Ecosystem, f.Installed, f.Fixed, f.Title, int(f.Severity), f.CVSS, f.CVSSVector, f.RuleID,
+			timeArg(f.LastSeen), res.ImportID)
+		pending = append(pending, f)
+		if len(pending) >= importBatch {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+
+	for h := range hosts {
+		res.Hosts = append(res.Hosts, h)
+	}
+	sort.Strings(res.Hosts)
+	if !imp.Complete || len(res.Hosts) == 0 {
+		return res, nil
+	}
+	tag, err := tx.Exec(ctx, `UPDATE findings SET status = 'fixed', fixed_at = $1
+		WHERE source = $2 AND host = ANY($3) AND status = 'open' AND import_id <> $4`,
+		timeArg(imp.At), imp.Source, res.Hosts, res.ImportID)
+	if err != nil {
+		return res, fmt.Errorf("fix findings of %s: %w", imp.Source, err)
+	}
+	res.Fixed = int(tag.RowsAffected())
+	return res, nil
+}
+
+// ListFindings implements store.Store.
+func (s *Store) ListFindings(ctx context.Context, f store.FindingFilter) ([]vulnzero.Finding, error) {
+	var conds []string
+	var args []any
+	add := func(col string, v string) {
+		if v != "" {
+			args = append(args, v)
+			conds = append(conds, fmt.Sprintf("%s = $%d", col, len(args)))
+		}
+	}
+	add("host", f.Host)
+	add("status", string(f.Status))
+	add("source", f.Source)
+	q := `SELECT ` + findingColumns + ` FROM findings`
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, " AND ")
+	}
+	q += ` ORDER BY host, package, cve`
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list findings: %w", err)
+	}
+	defer rows.Close()
+	var out []vulnzero.Finding
+	for rows.Next() {
+		var x vulnzero.Finding
+		var sev int
+		if err := rows.Scan(&x.Host, &x.Package, &x.CVE, &x.Source, &x.Scanner, &x.OS, &x.OSFamily,
+			&x.Ecosystem, &x.Installed, &x.Fixed, &x.Title, &sev, &x.CVSS, &x.CVSSVector, &x.RuleID,
+			timeCol{&x.FirstSeen}, timeCol{&x.LastSeen}, &x.Status, timeCol{&x.FixedAt}); err != nil {
+			return nil, fmt.Errorf("list findings: %w", err)
+		}
+		x.Severity = vulnzero.Severity(sev)
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list findings: %w", err)
+	}
+	return out, nil
+}
+
+// ListImports implements store.Store.
+func (s *Store) ListImports(ctx context.Context) ([]vulnzero.Import, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, source, scanner, file, complete, imported_at
+		FROM imports ORDER BY imported_at DESC, id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list imports: %w", err)
+	}
+	defer rows.Close()
+	var out []vulnzero.Import
+	for rows.Next() {
+		var imp vulnzero.Import
+		if err := rows.Scan(&imp.ID, &imp.Source, &imp.Scanner, &imp.File, &imp.Complete, timeCol{&imp.At}); err != nil {
+			return nil, fmt.Errorf("list imports: %w", err)
+		}
+		out = append(out, imp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list imports: %w", err)
+	}
+	return out, nil
+}
+
+const prColumns = `number, patch_id, branch, base, title, body, state, head_sha, merge_sha, url, created_at, updated_at`
+
+func scanPR(row pgx.Row) (vulnzero.PullRequest, error) {
+	var p vulnzero.PullRequest
+	err := row.Scan(&p.Number, &p.PatchID, &p.Branch, &p.Base, &p.Title, &p.Body, &p.State, &p.HeadSHA,
+		&p.MergeSHA, &p.URL, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
+	return p, err
+}
+
+// CreatePR implements store.Store. The table lock serializes creators (it
+// still lets readers through), so MAX+1 numbers have no gaps and the
+// open-branch check cannot race.
+func (s *Store) CreatePR(ctx context.Context, pr vulnzero.PullRequest) (vulnzero.PullRequest, error) {
+	if pr.State == "" {
+		pr.State = vulnzero.PROpen
+	}
+	pr.CreatedAt, pr.UpdatedAt = asStored(pr.CreatedAt), asStored(pr.UpdatedAt)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE pull_requests IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		if pr.State == vulnzero.PROpen {
+			var open int
+			err := tx.QueryRow(ctx, `SELECT number FROM pull_requests WHERE branch = $1 AND state = 'open'`,
+				pr.Branch).Scan(&open)
+			if err == nil {
+				return fmt.Errorf("pull request %d is open for it: %w", open, vulnzero.ErrConflict)
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM pull_requests`).Scan(&pr.Number); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO pull_requests (`+prColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			pr.Number, pr.PatchID, pr.Branch, pr.Base, pr.Title, pr.Body, string(pr.State), pr.HeadSHA,
+			pr.MergeSHA, pr.URL, timeArg(pr.CreatedAt), timeArg(pr.UpdatedAt))
+		if isUniqueViolation(err) {
+			return fmt.Errorf("another pull request is open for it: %w", vulnzero.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return vulnzero.PullRequest{}, fmt.Errorf("create pull request for branch %s: %w", pr.Branch, err)
+	}
+	return pr, nil
+}
+
+// UpdatePR implements store.Store.
+func (s *Store) UpdatePR(ctx context.Context, pr vulnzero.PullRequest) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE pull_requests SET patch_id = $2, branch = $3, base = $4, title = $5,
+		body = $6, state = $7, head_sha = $8, merge_sha = $9, url = $10, created_at = $11, updated_at = $12
+		WHERE number = $1`,
+		pr.Number, pr.PatchID, pr.Branch, pr.Base, pr.Title, pr.Body, string(pr.State), pr.HeadSHA,
+		pr.MergeSHA, pr.URL, timeArg(pr.CreatedAt), timeArg(pr.UpdatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("update pull request %d: another pull request is open for branch %s: %w", pr.Number, pr.Branch, vulnzero.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("update pull request %d: %w", pr.Number, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update pull request %d: %w", pr.Number, vulnzero.ErrNotFound)
+	}
+	return nil
+}
+
+// GetPR implements store.Store.
+func (s *Store) GetPR(ctx context.Context, number int) (vulnzero.PullRequest, error) {
+	p, err := scanPR(s.pool.QueryRow(ctx, `SELECT `+prColumns+` FROM pull_requests WHERE number = $1`, number))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return vulnzero.PullRequest{}, fmt.Errorf("get pull request %d: %w", number, vulnzero.ErrNotFound)
+	}
+	if err != nil {
+		return vulnzero.PullRequest{}, fmt.Errorf("get pull request %d: %w", number, err)
+	}
+	return p, nil
+}
+
+// ListPRs implements store.Store.
+func (s *Store) ListPRs(ctx context.Context, states ...vulnzero.PRState) ([]vulnzero.PullRequest, error) {
+	q := `SELECT ` + prColumns + ` FROM pull_requests`
+	var args []any
+	for _, st := range states {
+		args = append(args, string(st))
+	}
+	if len(states) > 0 {
+		q += ` WHERE state IN (` + placeholders(1, len(states)) + `)`
+	}
+	q += ` ORDER BY number`
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list pull requests: %w", err)
+	}
+	defer rows.Close()
+	var out []vulnzero.PullRequest
+	for rows.Next() {
+		p, err := scanPR(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list pull requests: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list pull requests: %w", err)
+	}
+	return out, nil
+}
+
+// SetStatus implements store.Store.
+func (s *Store) SetStatus(ctx context.Context, st vulnzero.CommitStatus) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO statuses (sha, context, state, description, target_url, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (sha, context) DO UPDATE SET state = excluded.state, description = excluded.description,
+			target_url = excluded.target_url, updated_at = excluded.updated_at`,
+		st.SHA, st.Context, string(st.State), st.Description, st.TargetURL, timeArg(st.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("set status %s on %s: %w", st.Context, st.SHA, err)
+	}
+	return nil
+}
+
+// ListStatuses implements store.Store.
+func (s *Store) ListStatuses(ctx context.Context, sha string) ([]vulnzero.CommitStatus, error) {
+	rows, err := s.pool.Query(ctx, `SELECT sha, context, state, description, target_url, updated_at
+		FROM statuses WHERE sha = $1 ORDER BY context`, sha)
+	if err != nil {
+		return nil, fmt.Errorf("list statuses of %s: %w", sha, err)
+	}
+	defer rows.Close()
+	var out []vulnzero.CommitStatus
+	for rows.Next() {
+		var st vulnzero.CommitStatus
+		if err := rows.Scan(&st.SHA, &st.Context, &st.State, &st.Description, &st.TargetURL, timeCol{&st.UpdatedAt}); err != nil {
+			return nil, fmt.Errorf("list statuses of %s: %w", sha, err)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list statuses of %s: %w", sha, err)
+	}
+	return out, nil
+}
+
+const rolloutColumns = `id, patch_id, revision, commit_sha, kind, strategy, state, stages, stage, reason,
+	revert_sha, created_at, updated_at`
+
+func scanRollout(row pgx.Row) (vulnzero.Rollout, error) {
+	var r vulnzero.Rollout
+	var stages string
+	err := row.Scan(&r.ID, &r.PatchID, &r.Revision, &r.Commit, &r.Kind, &r.Strategy, &r.State, &stages,
+		&r.Stage, &r.Reason, &r.RevertSHA, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt})
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(stages), &r.Stages); err != nil {
+		return r, fmt.Errorf("rollout %d stages: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+// CreateRollout implements store.Store.
+func (s *Store) CreateRollout(ctx context.Context, r vulnzero.Rollout) (vulnzero.Rollout, error) {
+	stages, err := json.Marshal(r.Stages)
+	if err != nil {
+		return vulnzero.Rollout{}, fmt.Errorf("create rollout of %s: stages: %w", r.PatchID, err)
+	}
+	r.CreatedAt, r.UpdatedAt = asStored(r.CreatedAt), asStored(r.UpdatedAt)
+	err = s.pool.QueryRow(ctx, `INSERT INTO rollouts (patch_id, revision, commit_sha, kind, strategy, state,
+			stages, stage, reason, revert_sha, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+		r.PatchID, string(r.Revision), r.Commit, string(r.Kind), r.Strategy, string(r.State), string(stages),
+		r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt)).Scan(&r.ID)
+	if err != nil {
+		return vulnzero.Rollout{}, fmt.Errorf("create rollout of %s: %w", r.PatchID, err)
+	}
+	return r, nil
+}
+
+// UpdateRollout implements store.Store.
+func (s *Store) UpdateRollout(ctx context.Context, r vulnzero.Rollout) error {
+	stages, err := json.Marshal(r.Stages)
+	if err != nil {
+		return fmt.Errorf("update rollout %d: stages: %w", r.ID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE rollouts SET patch_id = $2, revision = $3, commit_sha = $4,
+			kind = $5, strategy = $6, state = $7, stages = $8, stage = $9, reason = $10, revert_sha = $11,
+			created_at = $12, updated_at = $13
+		WHERE id = $1`,
+		r.ID, r.PatchID, string(r.Revision), r.Commit, string(r.Kind), r.Strategy, string(r.State),
+		string(stages), r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("update rollout %d: %w", r.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update rollout %d: %w", r.ID, vulnzero.ErrNotFound)
+	}
+	return nil
+}
+
+// GetRollout implements store.Store.
+func (s *Store) GetRollout(ctx context.Context, id int64) (vulnzero.Rollout, error) {
+	r, err := scanRollout(s.pool.QueryRow(ctx, `SELECT `+rolloutColumns+` FROM rollouts WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return vulnzero.Rollout{}, fmt.Errorf("get rollout %d: %w", id, vulnzero.ErrNotFound)
+	}
+	if err != nil {
+		return vulnzero.Rollout{}, fmt.Errorf("get rollout %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRollouts implements store.Store.
+func (s *Store) ListRollouts(ctx context.Context, f store.RolloutFilter) ([]vulnzero.Rollout, error) {
+	var conds []string
+	var args []any
+	if f.PatchID != "" {
+		args = append(args, f.PatchID)
+		conds = append(conds, fmt.Sprintf("patch_id = $%d", len(args)))
+	}
+	if len(f.States) > 0 {
+		conds = append(conds, `state IN (`+placeholders(len(args)+1, len(f.States))+`)`)
+		for _, st := range f.States {
+			args = append(args, string(st))
+		}
+	}
+	q := `SELECT ` + rolloutColumns + ` FROM rollouts`
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, " AND ")
+	}
+	q += ` ORDER BY id`
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list rollouts: %w", err)
+	}
+	defer rows.Close()
+	var out []vulnzero.Rollout
+	for rows.Next() {
+		r, err := scanRollout(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list rollouts: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list rollouts: %w", err)
+	}
+	return out, nil
+}
+
+// PutHostStep implements store.Store.
+func (s *Store) PutHostStep(ctx context.Context, st vulnzero.HostStep) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO host_steps (rollout_id, host, phase, state, exit_code, stdout,
+			stderr, error_message, started_at, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (rollout_id, host, phase) DO UPDATE SET state = excluded.state,
+			exit_code = excluded.exit_code, stdout = excluded.stdout, stderr = excluded.stderr,
+			error_message = excluded.error_message, started_at = excluded.started_at,
+			finished_at = excluded.finished_at`,
+		st.RolloutID, st.Host, string(st.Phase), string(st.State), st.ExitCode, textBlobArg(st.Stdout),
+		textBlobArg(st.Stderr), st.Error, timeArg(st.StartedAt), timeArg(st.FinishedAt))
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("put %s step of rollout %d on %s: rollout %d: %w", st.Phase, st.RolloutID, st.Host, st.RolloutID, vulnzero.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("put %s step of rollout %d on %s: %w", st.Phase, st.RolloutID, st.Host, err)
+	}
+	return nil
+}
+
+// ListHostSteps implements store.Store.
+func (s *Store) ListHostSteps(ctx context.Context, rolloutID int64) ([]vulnzero.HostStep, error) {
+	rows, err := s.pool.Query(ctx, `SELECT rollout_id, host, phase, state, exit_code, stdout, stderr,
+			error_message, started_at, finished_at
+		FROM host_steps WHERE rollout_id = $1 ORDER BY host, started_at NULLS FIRST, phase`, rolloutID)
+	if err != nil {
+		return nil, fmt.Errorf("list host steps of rollout %d: %w", rolloutID, err)
+	}
+	defer rows.Close()
+	var out []vulnzero.HostStep
+	for rows.Next() {
+		var st vulnzero.HostStep
+		var stdout, stderr []byte
+		if err := rows.Scan(&st.RolloutID, &st.Host, &st.Phase, &st.State, &st.ExitCode, &stdout, &stderr,
+			&st.Error, timeCol{&st.StartedAt}, timeCol{&st.FinishedAt}); err != nil {
+			return nil, fmt.Errorf("list host steps of rollout %d: %w", rolloutID, err)
+		}
+		st.Stdout, st.Stderr = string(stdout), string(stderr)
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list host steps of rollout %d: %w", rolloutID, err)
+	}
+	return out, nil
+}
+
+// PutLedger implements store.Store.
+func (s *Store) PutLedger(ctx context.Context, e vulnzero.LedgerEntry) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO ledger (host, patch_id, revision, state, commit_sha, rollout_id,
+			script_apply, script_verify, script_rollback, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (host, patch_id) DO UPDATE SET revision = excluded.revision, state = excluded.state,
+			commit_sha = excluded.commit_sha, rollout_id = excluded.rollout_id,
+			script_apply = excluded.script_apply, script_verify = excluded.script_verify,
+			script_rollback = excluded.script_rollback, updated_at = excluded.updated_at`,
+		e.Host, e.PatchID, string(e.Revision), string(e.State), e.Commit, e.RolloutID,
+		blobArg(e.Scripts.Apply), blobArg(e.Scripts.Verify), blobArg(e.Scripts.Rollback), timeArg(e.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("put ledger %s on %s: %w", e.PatchID, e.Host, err)
+	}
+	return nil
+}
+
+// ListLedger implements store.Store.
+func (s *Store) ListLedger(ctx context.Context) ([]vulnzero.LedgerEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT host, patch_id, revision, state, commit_sha, rollout_id,
+			script_apply, script_verify, script_rollback, updated_at
+		FROM ledger ORDER BY host, patch_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list ledger: %w", err)
+	}
+	defer rows.Close()
+	var out []vulnzero.LedgerEntry
+	for rows.Next() {
+		var e vulnzero.LedgerEntry
+		if err := rows.Scan(&e.Host, &e.PatchID, &e.Revision, &e.State, &e.Commit, &e.RolloutID,
+			&e.Scripts.Apply, &e.Scripts.Verify, &e.Scripts.Rollback, timeCol{&e.UpdatedAt}); err != nil {
+			return nil, fmt.Errorf("list ledger: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list ledger: %w", err)
+	}
+	return out, nil
+}
+
+// Quarantine implements store.Store.
+func (s *Store) Quarantine(ctx context.Context, q vulnzero.Quarantine) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO quarantine (patch_id, revision, reason, quarantined_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (patch_id, revision) DO NOTHING`,
+		q.PatchID, string(q.Revision), q.Reason, timeArg(q.At))
+	if err != nil {
+		return fmt.Errorf("quarantine %s@%s: %w", q.PatchID, q.Revision.Short(), err)
+	}
+	return nil
+}
+
+// ListQuarantined implements store.Store.
+func (s *Store) ListQuarantined(ctx context.Context) ([]vulnzero.Quarantine, error) {
+	rows, err := s.pool.Query(ctx, `SELECT patch_id, revision, reason, quarantined_at
+		FROM quarantine ORDER BY patch_id, revision`)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantined: %w", err)
+	}
+	defer rows.Close()
+	var out []vulnzero.Quarantine
+	for rows.Next() {
+		var q vulnzero.Quarantine
+		if err := rows.Scan(&q.PatchID, &q.Revision, &q.Reason, timeCol{&q.At}); err != nil {
+			return nil, fmt.Errorf("list quarantined: %w", err)
+		}
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list quarantined: %w", err)
+	}
+	return out, nil
+}
+
+// AddTranscript implements store.Store.
+func (s *Store) AddTranscript(ctx context.Context, t vulnzero.Transcript) (vulnzero.Transcript, error) {
+	t.CreatedAt = asStored(t.CreatedAt)
+	err := s.pool.QueryRow(ctx, `INSERT INTO transcripts (kind, ref, body, created_at)
+		VALUES ($1, $2, $3, $4) RETURNING id`,
+		t.Kind, t.Ref, textBlobArg(t.Body), timeArg(t.CreatedAt)).Scan(&t.ID)
+	if err != nil {
+		return vulnzero.Transcript{}, fmt.Errorf("add %s transcript for %s: %w", t.Kind, t.Ref, err)
+	}
+	return t, nil
+}
+
+// GetTranscript implements store.Store.
+func (s *Store) GetTranscript(ctx context.Context, id int64) (vulnzero.Transcript, error) {
+	var t vulnzero.Transcript
+	var body []byte
+	err := s.pool.QueryRow(ctx, `SELECT id, kind, ref, body, created_at FROM transcripts WHERE id = $1`, id).
+		Scan(&t.ID, &t.Kind, &t.Ref, &body, timeCol{&t.CreatedAt})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return vulnzero.Transcript{}, fmt.Errorf("get transcript %d: %w", id, vulnzero.ErrNotFound)
+	}
+	if err != nil {
+		return vulnzero.Transcript{}, fmt.Errorf("get transcript %d: %w", id, err)
+	}
+	t.Body = string(body)
+	return t, nil
+}
