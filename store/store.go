@@ -90,6 +90,9 @@ type Store interface {
 	// AddTranscript stores a transcript and assigns its ID.
 	AddTranscript(ctx context.Context, t vulnzero.Transcript) (vulnzero.Transcript, error)
 	GetTranscript(ctx context.Context, id int64) (vulnzero.Transcript, error)
+	// ListTranscripts returns the transcripts of one kind and ref, oldest
+	// first (the local forge keeps PR comments this way).
+	ListTranscripts(ctx context.Context, kind, ref string) ([]vulnzero.Transcript, error)
 
 	// Close releases the database. Calling it again is a no-op.
 	Close() error

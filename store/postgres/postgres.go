@@ -814,3 +814,27 @@ func (s *Store) GetTranscript(ctx context.Context, id int64) (vulnzero.Transcrip
 	t.Body = string(body)
 	return t, nil
 }
+
+// ListTranscripts implements store.Store.
+func (s *Store) ListTranscripts(ctx context.Context, kind, ref string) ([]vulnzero.Transcript, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, ref, body, created_at FROM transcripts
+		WHERE kind = $1 AND ref = $2 ORDER BY id`, kind, ref)
+	if err != nil {
+		return nil, fmt.Errorf("list %s transcripts for %s: %w", kind, ref, err)
+	}
+	defer rows.Close()
+	var out []vulnzero.Transcript
+	for rows.Next() {
+		var t vulnzero.Transcript
+		var body []byte
+		if err := rows.Scan(&t.ID, &t.Kind, &t.Ref, &body, timeCol{&t.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("list %s transcripts for %s: %w", kind, ref, err)
+		}
+		t.Body = string(body)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s transcripts for %s: %w", kind, ref, err)
+	}
+	return out, nil
+}

@@ -994,6 +994,20 @@ func testTranscripts(t *testing.T, s store.Store) {
 	if got, err := s.GetTranscript(ctx(t), tr2.ID); err != nil || got.Body != "" {
 		t.Errorf("GetTranscript(empty body) = %+v, %v", got, err)
 	}
+	tr3, err := s.AddTranscript(ctx(t), vulnzero.Transcript{Kind: "twin", Ref: "openssl-a1@1111111", Body: "second", CreatedAt: at(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListTranscripts(ctx(t), "twin", "openssl-a1@1111111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != tr.ID || list[1].ID != tr3.ID || list[0].Body != in.Body {
+		t.Errorf("ListTranscripts = %+v, want transcripts %d then %d", list, tr.ID, tr3.ID)
+	}
+	if list, err := s.ListTranscripts(ctx(t), "pr-comment", "openssl-a1@1111111"); err != nil || len(list) != 0 {
+		t.Errorf("ListTranscripts of another kind = %+v, %v", list, err)
+	}
 	if _, err := s.GetTranscript(ctx(t), tr2.ID+100); !errors.Is(err, vulnzero.ErrNotFound) {
 		t.Errorf("GetTranscript of a missing transcript: %v, want ErrNotFound", err)
 	}
