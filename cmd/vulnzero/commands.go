@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"vulnzero.dev/vulnzero"
+	"vulnzero.dev/vulnzero/gitsource"
+	"vulnzero.dev/vulnzero/remedy/guardrails"
+	"vulnzero.dev/vulnzero/scan"
+	"vulnzero.dev/vulnzero/server"
+	"vulnzero.dev/vulnzero/store"
+)
+
+// withApp loads the config, opens the app, runs fn and closes the app.
+func (g *globals) withApp(cmd *cobra.Command, fn func(ctx context.Context, a *app) error) error {
+	cfg, err := g.config()
+	if err != nil {
+		return err
+	}
+	log := newLogger(g.errw, cfg.Log)
+	a, err := openApp(cmd.Context(), cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return fn(cmd.Context(), a)
+}
+
+func newIngestCmd(g *globals) *cobra.Command {
+	var format, source string
+	var partial bool
+	cmd := &cobra.Command{
+		Use:   "ingest FILE...",
+		Short: "Import scanner reports (format detected by content)",
+		Long: `Import scanner reports into the store. Each file is one transaction: a file with bad input
+fails with its position and stores nothing. By default an import is a complete scan of the
+hosts it covers, so their findings it no longer reports are marked fixed; --partial keeps them.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				for _, path := range args {
+					res, f, err := ingestFile(ctx, a.store, path, scan.Format(format), source, !partial)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(g.out, "%s (%s): %d findings read, %d new, %d updated, %d fixed, %d hosts\n",
+						path, f, res.Read, res.New, res.Updated, res.Fixed, len(res.Hosts))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "input format (default: detect); one of "+formatList())
+	cmd.Flags().StringVar(&source, "source", "", "source name recorded with the findings (default: the file name)")
+	cmd.Flags().BoolVar(&partial, "partial", false, "the report is not a complete scan: do not mark missing findings fixed")
+	return cmd
+}
+
+func formatList() string {
+	var fs []string
+	for _, f := range scan.Formats() {
+		fs = append(fs, string(f))
+	}
+	return strings.Join(fs, ", ")
+}
+
+// ingestFile imports one report in one transaction.
+func ingestFile(ctx context.Context, st store.Store, path string, format scan.Format, source string, complete bool) (vulnzero.ImportResult, scan.Format, error) {
+	if source == "" {
+		source = filepath.Base(path)
+	}
+	now := time.Now().UTC()
+	f, findings, closer, err := scan.Open(path, format, scan.Options{Source: source, Now: now})
+	if err != nil {
+		return vulnzero.ImportResult{}, "", fmt.Errorf("ingest %s: %w", path, err)
+	}
+	defer closer.Close()
+	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, findings)
+	if err != nil {
+		return vulnzero.ImportResult{}, f, fmt.Errorf("ingest %s: %w", path, err)
+	}
+	return res, f, nil
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Lint a remediation repository (schema, scripts, guardrails, policies)",
+		Long: `Lint a remediation repository working copy: every patch.yaml against the schema, the three
+scripts present and executable, every script through the guardrails, the inventory and the
+policies. Problems are printed as file:line: message; the exit status is 1 when there are any.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			problems, err := validateRepo(dir)
+			if err != nil {
+				return err
+			}
+			for _, p := range problems {
+				fmt.Fprintln(g.out, p)
+			}
+			if len(problems) > 0 {
+				fmt.Fprintf(g.errw, "%d problem(s) in %s\n", len(problems), dir)
+				return exitError(1)
+			}
+			fmt.Fprintf(g.out, "%s: ok\n", dir)
+			return nil
+		},
+	}
+}
+
+// validateRepo returns every problem in the repository at dir, one line
+// each, sorted. The guardrails run on every patch directory's scripts even
+// when its patch.yaml does not parse, so one run shows everything.
+func validateRepo(dir string) ([]string, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("validate: %s is not a directory", dir)
+	}
+	var problems []string
+	st, err := gitsource.DirState(dir)
+	if err != nil {
+		problems = append(problems, splitJoined(err)...)
+	}
+	rules := guardrailRules(st)
+	if err != nil { // the policies may be what failed: check with the defaults
+		rules = guardrails.Defaults()
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, gitsource.PatchesDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		pdir := filepath.Join(dir, gitsource.PatchesDir, e.Name())
+		scripts := map[string][]byte{}
+		for _, name := range []string{vulnzero.ApplyFile, vulnzero.VerifyFile, vulnzero.RollbackFile} {
+			if b, err := os.ReadFile(filepath.Join(pdir, name)); err == nil {
+				scripts[name] = b
+			}
+		}
+		for _, v := range guardrails.Check(rules, scripts) {
+			problems = append(problems, gitsource.PatchDir(e.Name())+"/"+v.String())
+		}
+	}
+	sort.Strings(problems)
+	return dedupe(problems), nil
+}
+
+// splitJoined flattens an errors.Join tree into one line per error.
+func splitJoined(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func dedupe(ss []string) []string {
+	out := ss[:0]
+	for i, s := range ss {
+		if i == 0 || s != ss[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func newPRCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "pr", Short: "Pull requests of the local forge"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List pull requests with their twin status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				prs, err := a.forge.ListPRs(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "#\tSTATE\tCHECKS\tBRANCH\tTITLE")
+				for _, pr := range prs {
+					sts, err := a.forge.Statuses(ctx, pr.HeadSHA)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", pr.Number, pr.State, checksSummary(sts), pr.Branch, pr.Title)
+				}
+				return tw.Flush()
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "merge NUMBER",
+		Short: "Merge a pull request onto main (the patch directory as one commit)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[0])
+			if err != nil {
+				return fmt.Errorf("pr merge: %q is not a PR number", args[0])
+			}
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				pr, err := a.forge.Merge(ctx, n)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "merged #%d %s as %s\n", pr.Number, pr.Title, short(pr.MergeSHA))
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+// checksSummary condenses statuses into "5/7 ok, 1 failed, 1 pending".
+func checksSummary(sts []vulnzero.CommitStatus) string {
+	if len(sts) == 0 {
+		return "-"
+	}
+	n := map[vulnzero.StatusState]int{}
+	for _, s := range sts {
+		n[s.State]++
+	}
+	out := fmt.Sprintf("%d/%d ok", n[vulnzero.StatusSuccess], len(sts))
+	if f := n[vulnzero.StatusFailure] + n[vulnzero.StatusError]; f > 0 {
+		out += fmt.Sprintf(", %d failed", f)
+	}
+	if p := n[vulnzero.StatusPending]; p > 0 {
+		out += fmt.Sprintf(", %d pending", p)
+	}
+	return out
+}
+
+func newRolloutCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "rollout", Short: "Rollouts of merged patches"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List rollouts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				rs, err := a.store.ListRollouts(ctx, store.RolloutFilter{})
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tPATCH\tREVISION\tKIND\tSTATE\tSTAGE\tREASON")
+				for _, r := range rs {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.PatchID, r.Revision.Short(), r.Kind, r.State, stageOf(r), r.Reason)
+				}
+				return tw.Flush()
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show ID",
+		Short: "Show a rollout: stages, hosts done/failed/pending, host steps",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("rollout show: %q is not a rollout id", args[0])
+			}
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				r, err := a.store.GetRollout(ctx, id)
+				if err != nil {
+					return err
+				}
+				steps, err := a.store.ListHostSteps(ctx, id)
+				if err != nil {
+					return err
+				}
+				printRollout(g, r, steps)
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+func stageOf(r vulnzero.Rollout) string {
+	if len(r.Stages) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", min(r.Stage+1, len(r.Stages)), len(r.Stages))
+}
+
+func printRollout(g *globals, r vulnzero.Rollout, steps []vulnzero.HostStep) {
+	fmt.Fprintf(g.out, "Rollout %d: %s revision %s (%s, %s)\n", r.ID, r.PatchID, r.Revision.Short(), r.Kind, r.Strategy)
+	fmt.Fprintf(g.out, "State:    %s (stage %s)\n", r.State, stageOf(r))
+	fmt.Fprintf(g.out, "Commit:   %s\n", short(r.Commit))
+	if r.Reason != "" {
+		fmt.Fprintf(g.out, "Reason:   %s\n", r.Reason)
+	}
+	if r.RevertSHA != "" {
+		fmt.Fprintf(g.out, "Revert:   %s\n", short(r.RevertSHA))
+	}
+	last := map[string]vulnzero.HostStep{}
+	for _, s := range steps {
+		if p, ok := last[s.Host]; !ok || !s.StartedAt.Before(p.StartedAt) {
+			last[s.Host] = s
+		}
+	}
+	for i, st := range r.Stages {
+		var done, failed, pending int
+		for _, h := range st.Hosts {
+			s, ok := last[h]
+			switch {
+			case !ok || s.State == vulnzero.StepStarted:
+				pending++
+			case s.State == vulnzero.StepFailed:
+				failed++
+			default:
+				done++
+			}
+		}
+		fmt.Fprintf(g.out, "Stage %d %-8s %d hosts: %d done, %d failed, %d pending (maxFailures %d, soak %s)\n",
+			i+1, st.Name, len(st.Hosts), done, failed, pending, st.MaxFailures, st.Soak)
+	}
+	tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tPHASE\tSTATE\tEXIT\tDURATION\tERROR")
+	for _, s := range steps {
+		d := "-"
+		if !s.FinishedAt.IsZero() {
+			d = s.FinishedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Host, s.Phase, s.State, s.ExitCode, d, s.Error)
+	}
+	_ = tw.Flush()
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP server and the reconciler",
+		Long: `Serve /healthz, /metrics, the JSON API and the status page, and reconcile the fleet with the
+remediation repository on the configured interval. With no configuration it runs on the
+embedded defaults: SQLite and a local bare repository under ~/.vulnzero.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				fl, err := newFleet(a.cfg.SSH, a.log)
+				if err != nil {
+					return err
+				}
+				defer fl.Close()
+				rec, err := a.newReconciler(fl)
+				if err != nil {
+					return err
+				}
+				if err := rec.Start(ctx); err != nil {
+					return err
+				}
+				defer rec.Stop()
+				srv, err := server.New(server.Config{Store: a.store, Gatherer: a.reg, Logger: a.log, Version: version})
+				if err != nil {
+					return err
+				}
+				return srv.ListenAndServe(ctx, a.cfg.Server.Listen, func(addr net.Addr) {
+					a.log.Info("serving", "addr", addr.String(), "repo", gitsource.RedactURL(a.cfg.repoURL()))
+				})
+			})
+		},
+	}
+}
+
+// guardrailRules builds the guardrail rules in force for a repository state:
+// the built-in rules plus the repository's GuardrailPolicy.
+func guardrailRules(st gitsource.State) guardrails.Rules {
+	r := guardrails.Defaults()
+	p := st.Policies.Guardrail
+	r.DeniedCommands = append(r.DeniedCommands, p.DeniedCommands...)
+	if len(p.RequiredScripts) > 0 {
+		r.RequiredScripts = p.RequiredScripts
+	}
+	if p.MaxScriptBytes > 0 {
+		r.MaxScriptBytes = p.MaxScriptBytes
+	}
+	return r
+}
