@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -138,10 +139,7 @@ func validateRepo(dir string) ([]string, error) {
 	if err != nil {
 		problems = append(problems, splitJoined(err)...)
 	}
-	rules := guardrailRules(st)
-	if err != nil { // the policies may be what failed: check with the defaults
-		rules = guardrails.Defaults()
-	}
+	rules := guardrailRules(st) // the defaults when the state did not load
 	entries, err := os.ReadDir(filepath.Join(dir, gitsource.PatchesDir))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("validate: %w", err)
@@ -165,14 +163,18 @@ func validateRepo(dir string) ([]string, error) {
 	return dedupe(problems), nil
 }
 
-// splitJoined flattens an errors.Join tree into one line per error.
+// splitJoined flattens an errors.Join tree into one line per error. A
+// wrapper around a joined error (such as "read state of DIR: …") is dropped,
+// since each joined error already names its file.
 func splitJoined(err error) []string {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []string
-		for _, e := range j.Unwrap() {
-			out = append(out, splitJoined(e)...)
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			var out []string
+			for _, inner := range j.Unwrap() {
+				out = append(out, splitJoined(inner)...)
+			}
+			return out
 		}
-		return out
 	}
 	return strings.Split(err.Error(), "\n")
 }
@@ -368,19 +370,26 @@ embedded defaults: SQLite and a local bare repository under ~/.vulnzero.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				// Without an SSH key or known_hosts file nothing can reach a
+				// host: serve the API and say why the reconciler is off,
+				// rather than failing every rollout (and reverting it).
 				fl, err := newFleet(a.cfg.SSH, a.log)
-				if err != nil {
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					a.log.Warn("reconciler not started: set ssh.keyFile and ssh.knownHostsFile (or VZ_SSH_KEY_FILE, VZ_SSH_KNOWN_HOSTS)", "err", err)
+				case err != nil:
 					return err
+				default:
+					defer fl.Close()
+					rec, err := a.newReconciler(fl)
+					if err != nil {
+						return err
+					}
+					if err := rec.Start(ctx); err != nil {
+						return err
+					}
+					defer rec.Stop()
 				}
-				defer fl.Close()
-				rec, err := a.newReconciler(fl)
-				if err != nil {
-					return err
-				}
-				if err := rec.Start(ctx); err != nil {
-					return err
-				}
-				defer rec.Stop()
 				srv, err := server.New(server.Config{Store: a.store, Gatherer: a.reg, Logger: a.log, Version: version})
 				if err != nil {
 					return err
