@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"net"
 	"os"
 	"path/filepath"
@@ -83,16 +84,40 @@ func ingestFile(ctx context.Context, st store.Store, path string, format scan.Fo
 		source = filepath.Base(path)
 	}
 	now := time.Now().UTC()
-	f, findings, closer, err := scan.Open(path, format, scan.Options{Source: source, Now: now})
+	var covered []string
+	f, findings, closer, err := scan.Open(path, format, scan.Options{Source: source, Now: now, OnHost: func(h string) { covered = append(covered, h) }})
 	if err != nil {
 		return vulnzero.ImportResult{}, "", fmt.Errorf("ingest %s: %w", path, err)
 	}
 	defer closer.Close()
-	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, findings)
+	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, withCoverage(findings, &covered))
 	if err != nil {
 		return vulnzero.ImportResult{}, f, fmt.Errorf("ingest %s: %w", path, err)
 	}
 	return res, f, nil
+}
+
+// withCoverage interleaves store coverage markers for the hosts the parser
+// reports through Options.OnHost (into *covered) with its findings, so a
+// complete scan of a host that is now clean closes that host's findings.
+func withCoverage(findings iter.Seq2[vulnzero.Finding, error], covered *[]string) iter.Seq2[vulnzero.Finding, error] {
+	return func(yield func(vulnzero.Finding, error) bool) {
+		flush := func() bool {
+			for _, h := range *covered {
+				if !yield(store.CoverageMarker(h), nil) {
+					return false
+				}
+			}
+			*covered = (*covered)[:0]
+			return true
+		}
+		for f, err := range findings {
+			if !flush() || !yield(f, err) {
+				return
+			}
+		}
+		flush()
+	}
 }
 
 func newValidateCmd(g *globals) *cobra.Command {

@@ -236,3 +236,48 @@ generator:
   kind: rules
 `
 }
+
+// ingest imports a report; a later complete scan of a host that is now
+// clean (a Trivy report with no vulnerabilities for it) closes its findings.
+func TestIngestClosesFindingsOfCleanRescan(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("VZ_DATA_DIR", dir)
+	report := func(vulns string) string {
+		p := filepath.Join(dir, "web-1.json")
+		body := `{"SchemaVersion": 2, "ArtifactName": "web-1", "ArtifactType": "vm",
+  "Metadata": {"OS": {"Family": "debian", "Name": "12.5"}},
+  "Results": [{"Target": "web-1 (debian 12.5)", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [` + vulns + `]}]}`
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	vuln := `{"VulnerabilityID": "CVE-2026-10001", "PkgName": "libfoo", "InstalledVersion": "1.0.0", "FixedVersion": "1.0.1", "Severity": "HIGH"}`
+	out, _, err := run(t, "ingest", "--source", "trivy-web", report(vuln))
+	if err != nil || !strings.Contains(out, "1 findings read, 1 new") {
+		t.Fatalf("first ingest: %v\n%s", err, out)
+	}
+	out, _, err = run(t, "ingest", "--source", "trivy-web", report(""))
+	if err != nil || !strings.Contains(out, "0 findings read, 0 new, 0 updated, 1 fixed, 1 hosts") {
+		t.Fatalf("clean rescan: %v\n%s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"SchemaVersion": 2, "ArtifactName": "web-1", "Results": [{"Target": "x", "Vulnerabilities": [`+vuln+`, {"VulnerabilityID": 7}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = run(t, "ingest", bad)
+	if err == nil || !strings.Contains(err.Error(), "bad.json:1:") {
+		t.Fatalf("bad report: %v", err)
+	}
+	// The failed import stored nothing: the finding its first entry would
+	// have reopened is still fixed.
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "vulnzero.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs, err := st.ListFindings(context.Background(), store.FindingFilter{})
+	if err != nil || len(fs) != 1 || fs[0].Status != vulnzero.FindingFixed {
+		t.Fatalf("after a failed import: %+v, %v", fs, err)
+	}
+}
