@@ -255,12 +255,13 @@ func (c *Client) run(ctx context.Context, t target, cmd string, sudo bool, scrip
 			}
 			_ = sess.Close()
 		}()
+		// The session's own result no longer matters: the timeout is the error.
 		select {
-		case <-done:
+		case <-done: //nolint:errcheck // superseded by the timeout error
 		case <-time.After(killGrace):
 			// The connection does not answer: drop it, which ends Wait.
 			c.forget(t.key(), cl)
-			<-done
+			<-done //nolint:errcheck // superseded by the timeout error
 		}
 		pids.flush()
 		res.Stdout, res.Stderr = stdout.String(), stderr.String()

@@ -102,7 +102,7 @@ func LoadSigner(path string) (ssh.Signer, error) {
 		if errors.As(err, &missing) {
 			return nil, fmt.Errorf("parse private key %s: key is passphrase-protected, which is not supported: %w", path, vulnzero.ErrInvalid)
 		}
-		return nil, fmt.Errorf("parse private key %s: %v: %w", path, err, vulnzero.ErrInvalid)
+		return nil, fmt.Errorf("parse private key %s: %w: %w", path, err, vulnzero.ErrInvalid)
 	}
 	return s, nil
 }

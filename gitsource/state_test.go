@@ -102,7 +102,7 @@ func TestStateErrors(t *testing.T) {
 		broken[p] = b
 	}
 	broken["patches/stray.txt"] = []byte("not a patch\n")
-	broken["inventory/hosts.yaml"] = []byte("hosts:\n  - name: web-1\n    adress: 127.0.0.1\n")
+	broken["inventory/hosts.yaml"] = []byte("hosts:\n  - name: web-1\n    adress: 127.0.0.1\n") //nolint:misspell // the typo is the test: an unknown field
 	writeFiles(t, wt, broken)
 	gitCLI(t, wt, "add", "-A")
 	gitCLI(t, wt, "update-index", "--chmod=-x", "patches/not-exec/verify.sh")

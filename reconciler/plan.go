@@ -378,7 +378,7 @@ func ResolveStages(spec vulnzero.RolloutSpec, hosts []string) ([]vulnzero.Stage,
 	for i, ss := range specs {
 		amount, pct, err := policies.ParseAmount(ss.Hosts)
 		if err != nil {
-			return nil, fmt.Errorf("resolve stages: stage %d hosts: %v: %w", i+1, err, vulnzero.ErrInvalid)
+			return nil, fmt.Errorf("resolve stages: stage %d hosts: %w: %w", i+1, err, vulnzero.ErrInvalid)
 		}
 		if _, _, err := parseMaxFailures(ss.MaxFailures); err != nil {
 			return nil, fmt.Errorf("resolve stages: stage %d: %w", i+1, err)
@@ -418,7 +418,7 @@ func parseMaxFailures(s string) (int, bool, error) {
 	}
 	n, pct, err := policies.ParseAmount(s)
 	if err != nil {
-		return 0, false, fmt.Errorf("maxFailures: %v: %w", err, vulnzero.ErrInvalid)
+		return 0, false, fmt.Errorf("maxFailures: %w: %w", err, vulnzero.ErrInvalid)
 	}
 	return n, pct, nil
 }

@@ -273,7 +273,7 @@ func (r *Reconciler) loop(ctx context.Context, done chan struct{}) {
 
 func (r *Reconciler) nextPoll() time.Duration {
 	d := r.cfg.PollInterval
-	return d + time.Duration(rand.Float64()*r.cfg.Jitter*float64(d))
+	return d + time.Duration(rand.Float64()*r.cfg.Jitter*float64(d)) //nolint:gosec // G404: jitter spreads load; it needs no unpredictability
 }
 
 // Report is what one RunOnce did.

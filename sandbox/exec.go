@@ -205,7 +205,7 @@ func sendExit(ch ssh.Channel, cmd *exec.Cmd) {
 				return
 			}
 		}
-		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: uint32(128 + ws.Signal())}))
+		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{Status: uint32(128 + ws.Signal())})) //nolint:gosec // G115: signal numbers are small and positive
 		return
 	}
 	code := ps.ExitCode()

@@ -233,7 +233,7 @@ func (h *host) stop() {
 func (f *Fleet) startHost(spec HostSpec) (*host, error) {
 	h := &host{spec: spec, root: f.Root(spec.Name), conns: map[net.Conn]struct{}{}}
 	for _, d := range []string{"bin", filepath.Join("var", "lib", "vulnzero")} {
-		if err := os.MkdirAll(filepath.Join(h.root, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(h.root, d), 0o750); err != nil {
 			return nil, fmt.Errorf("host %s: create %s: %w", spec.Name, d, err)
 		}
 	}
@@ -284,7 +284,7 @@ func seedFile(root, rel, content string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	mode := fs.FileMode(0o644)

@@ -396,7 +396,7 @@ func urlHost(s string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("url %q: %v", s, err)
+		return "", fmt.Errorf("url %q: %w", s, err)
 	}
 	return u.Hostname(), nil
 }

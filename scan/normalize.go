@@ -195,7 +195,7 @@ func leadingRun(s string, digits bool) string {
 }
 
 func isSeparator(r rune) bool {
-	return r != '~' && !(r < 128 && (isDigit(byte(r)) || isLetter(byte(r))))
+	return r != '~' && !(r < 128 && (isDigit(byte(r)) || isLetter(byte(r)))) //nolint:gosec // G115: r < 128 is checked first
 }
 
 func isDigit(c byte) bool  { return '0' <= c && c <= '9' }

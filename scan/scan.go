@@ -99,9 +99,9 @@ func Detect(head []byte) (Format, error) {
 	return "", fmt.Errorf("detect format: content matches none of %v: %w", Formats(), vulnzero.ErrInvalid)
 }
 
-// stopped is returned by emit when the consumer stopped ranging; parsers
+// errStopped is returned by emit when the consumer errStopped ranging; parsers
 // pass it up unchanged and Parse swallows it.
-var stopped = errors.New("iteration stopped")
+var errStopped = errors.New("iteration errStopped")
 
 // Parse reads a report as a stream and yields one finding at a time; memory
 // does not grow with the size of the report. The sequence reads r, so it can
@@ -135,11 +135,11 @@ func Parse(name string, r io.Reader, format Format, opts Options) iter.Seq2[vuln
 		in := newInput(name, format, opts)
 		err := p.parse(in, br, func(f vulnzero.Finding) error {
 			if !yield(f, nil) {
-				return stopped
+				return errStopped
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, stopped) {
+		if err != nil && !errors.Is(err, errStopped) {
 			yield(vulnzero.Finding{}, err)
 		}
 	}

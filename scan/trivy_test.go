@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -375,8 +376,8 @@ func FuzzTrivy(f *testing.F) {
 func fuzzParse(t *testing.T, b []byte, format Format) {
 	fs, err := collect(t, Parse("fuzz", strings.NewReader(string(b)), format, Options{Now: now}))
 	if err != nil {
-		pe, ok := err.(*vulnzero.PositionError)
-		if !ok {
+		var pe *vulnzero.PositionError
+		if !errors.As(err, &pe) {
 			t.Fatalf("error %v (%T) is not a *vulnzero.PositionError", err, err)
 		}
 		if pe.File != "fuzz" || pe.Line < 1 {

@@ -405,7 +405,7 @@ embedded defaults: SQLite and a local bare repository under ~/.vulnzero.`,
 				case err != nil:
 					return err
 				default:
-					defer fl.Close()
+					defer func() { _ = fl.Close() }()
 					rec, err := a.newReconciler(fl)
 					if err != nil {
 						return err

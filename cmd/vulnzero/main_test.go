@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,7 +202,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	write("patches/bad/verify.sh", "#!/bin/sh\ntrue\n", 0o644)
 	write("policies/rollout.yaml", "apiVersion: vulnzero.dev/v1\nkind: RolloutPolicy\nname: r\nspec:\n  strategy: yolo\n", 0o644)
 	out, _, err = run(t, "validate", dir)
-	if code, ok := err.(exitError); !ok || code != 1 {
+	if code := exitError(0); !errors.As(err, &code) || code != 1 {
 		t.Fatalf("validate error = %v, want exit 1\n%s", err, out)
 	}
 	for _, want := range []string{

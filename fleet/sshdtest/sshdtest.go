@@ -81,7 +81,7 @@ func Start(tb testing.TB, n int) *Fleet {
 	}
 	// The privilege-separation directory sshd insists on; packaging normally
 	// creates it at boot.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { //nolint:gosec // G301: sshd wants its privilege-separation dir 0755, owned by root
 		tb.Fatalf("sshdtest: create privsep dir /run/sshd: %v", err)
 	}
 	u, err := user.Current()

@@ -33,7 +33,7 @@ import (
 	"vulnzero.dev/vulnzero/store"
 )
 
-// Transcript kind and ref of PR comments.
+// CommentKind is the transcript kind of PR comments (see CommentRef).
 const CommentKind = "pr-comment"
 
 // CommentRef is the transcript ref of PR n's comments.

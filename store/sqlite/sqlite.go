@@ -366,7 +366,7 @@ func (s *Store) ListFindings(ctx context.Context, f store.FindingFilter) ([]vuln
 	add("source", f.Source)
 	q := `SELECT ` + findingColumns + ` FROM findings`
 	if len(conds) > 0 {
-		q += ` WHERE ` + strings.Join(conds, " AND ")
+		q += ` WHERE ` + strings.Join(conds, " AND ") //nolint:gosec // G202: fixed column names; values are placeholders
 	}
 	q += ` ORDER BY host, package, cve`
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -499,7 +499,7 @@ func (s *Store) ListPRs(ctx context.Context, states ...vulnzero.PRState) ([]vuln
 		args = append(args, string(st))
 	}
 	if len(states) > 0 {
-		q += ` WHERE state IN (` + placeholders(1, len(states)) + `)`
+		q += ` WHERE state IN (` + placeholders(1, len(states)) + `)` //nolint:gosec // G202: placeholders only
 	}
 	q += ` ORDER BY number`
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -642,7 +642,7 @@ func (s *Store) ListRollouts(ctx context.Context, f store.RolloutFilter) ([]vuln
 	}
 	q := `SELECT ` + rolloutColumns + ` FROM rollouts`
 	if len(conds) > 0 {
-		q += ` WHERE ` + strings.Join(conds, " AND ")
+		q += ` WHERE ` + strings.Join(conds, " AND ") //nolint:gosec // G202: fixed column names; values are placeholders
 	}
 	q += ` ORDER BY id`
 	rows, err := s.db.QueryContext(ctx, q, args...)

@@ -1071,7 +1071,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 					errs <- fmt.Errorf("AddTranscript %s: %w", host, err)
 				}
 				if err := s.Quarantine(c, vulnzero.Quarantine{PatchID: "shared", Revision: "rev", Reason: host, At: at(i)}); err != nil {
-					errs <- fmt.Errorf("Quarantine from %s: %w", host, err)
+					errs <- fmt.Errorf("quarantine from %s: %w", host, err)
 				}
 			}
 		}()

@@ -377,7 +377,7 @@ func launch(bins binaries, cred *syscall.Credential, dir, data string) (*Server,
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-s.done
-			return nil, fmt.Errorf("postgres not accepting connections after %v: %v\n%s", startTimeout, err, tail(logPath))
+			return nil, fmt.Errorf("postgres not accepting connections after %v: %w\n%s", startTimeout, err, tail(logPath))
 		}
 	}
 }
