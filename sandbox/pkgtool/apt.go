@@ -119,7 +119,7 @@ func readFakeDeb(path string) (pkg, version string, err error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	if !sc.Scan() || sc.Text() != fakeDebMagic {
-		return "", "", errors.New("Invalid archive signature")
+		return "", "", errors.New("Invalid archive signature") //nolint:staticcheck // ST1005: apt's own message, shown as apt shows it
 	}
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), ":")
@@ -131,7 +131,7 @@ func readFakeDeb(path string) (pkg, version string, err error) {
 		}
 	}
 	if pkg == "" || version == "" {
-		return "", "", errors.New("Could not read meta data: no Package or Version field")
+		return "", "", errors.New("Could not read meta data: no Package or Version field") //nolint:staticcheck // ST1005: apt's own message
 	}
 	return pkg, version, nil
 }

@@ -2,6 +2,7 @@ package pkgtool_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,8 @@ func TestCompareVersions(t *testing.T) {
 		if realDpkg != "" {
 			err := exec.Command(realDpkg, "--compare-versions", c.a, c.op, c.b).Run()
 			realCode := 0
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				realCode = ee.ExitCode()
 			}
 			if realCode != code {

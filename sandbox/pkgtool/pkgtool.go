@@ -154,7 +154,7 @@ func readStanzas(path string) ([]map[string]string, error) {
 }
 
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
@@ -288,7 +288,7 @@ func Provision(root, toolPath string, installed map[string]string, available map
 	if err := writeFileAtomic(t.path(AvailableFile), []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("provision %s: write available: %w", root, err)
 	}
-	if err := os.MkdirAll(t.path(HooksDir), 0o755); err != nil {
+	if err := os.MkdirAll(t.path(HooksDir), 0o750); err != nil {
 		return fmt.Errorf("provision %s: %w", root, err)
 	}
 

@@ -2,6 +2,7 @@ package pkgtool_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,8 +70,8 @@ func (h *host) run(phase vulnzero.Phase, script []byte) (stdout, stderr string, 
 	err := cmd.Run()
 	code = 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			h.t.Fatalf("run %s: %v", phase, err)
 		}
 		code = ee.ExitCode()
