@@ -10,8 +10,8 @@
 # time. CA certificates for GitHub/Postgres TLS are copied from the build host.
 FROM scratch
 COPY bin/vulnzero /vulnzero
-COPY --chmod=0444 docker/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --chmod=0444 docker/passwd /etc/passwd
+COPY docker/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY docker/passwd /etc/passwd
 USER 65532:65532
 ENV VZ_DATA_DIR=/data HOME=/data VZ_LISTEN=0.0.0.0:8080
 VOLUME ["/data"]
