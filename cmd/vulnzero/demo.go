@@ -456,11 +456,36 @@ func (d *demo) mergeAndReconcile(ctx context.Context, pkg string) error {
 		if r.Reason != "" {
 			d.say("    reason: %s", r.Reason)
 		}
+		for _, s := range steps {
+			if s.State == vulnzero.StepFailed {
+				msg := lastLine(s.Stderr)
+				if msg == "" {
+					msg = s.Error
+				}
+				d.say("    %s %s: %s", s.Host, s.Phase, msg)
+			}
+		}
 		if r.RevertSHA != "" {
 			d.say("    revert commit %s pushed to main; revision quarantined", short(r.RevertSHA))
+			if pr, err := d.app.forge.GetPR(ctx, number); err == nil {
+				if cs, err := d.app.forge.Comments(ctx, pr.Number); err == nil && len(cs) > 0 {
+					d.say("    comment on PR #%d: %s", pr.Number, lastLine(strings.SplitN(cs[len(cs)-1], "\n", 2)[0]))
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return ""
 }
 
 // stageResult describes each host of a stage by its last step.
