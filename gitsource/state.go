@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -33,6 +34,9 @@ func PatchDir(patchID string) string { return PatchesDir + "/" + patchID }
 type State struct {
 	// Commit is the commit read; empty for DirState.
 	Commit string
+	// CommitTime is when Commit was committed (for a merge: the merge), the
+	// start of the merge-to-first-host clock; zero for DirState.
+	CommitTime time.Time
 	// Patches are every patch under patches/, sorted by id.
 	Patches []vulnzero.DesiredPatch
 	// Inventory is inventory/hosts.yaml; empty when the file is missing.
@@ -74,6 +78,7 @@ func (r *Repo) State(ctx context.Context, commit string) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("read state at %s: %w", c.Hash.String()[:12], err)
 	}
+	st.CommitTime = c.Committer.When.UTC()
 	return st, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,6 +29,9 @@ func TestStateReadsRepository(t *testing.T) {
 	}
 	if st.Commit != head {
 		t.Errorf("Commit = %s, want %s", st.Commit, head)
+	}
+	if want := gitCLI(t, bare, "log", "-1", "--format=%ct", "main"); strconv.FormatInt(st.CommitTime.Unix(), 10) != want {
+		t.Errorf("CommitTime = %v (%d), git says %s", st.CommitTime, st.CommitTime.Unix(), want)
 	}
 	if len(st.Patches) != 2 || st.Patches[0].Patch.ID != "apt-libfoo-1.0.1" || st.Patches[1].Patch.ID != "zlib-1.3" {
 		t.Fatalf("patches not sorted by id: %+v", st.Patches)
