@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -33,7 +34,16 @@ type Checker struct {
 	BaseURL string
 	// Timeout bounds one whole rehearsal, provisioning included.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// HealthChecks run in every twin after the patch's own
+	// (TwinPolicy.healthChecks).
+	HealthChecks []vulnzero.HealthCheck
+	Logger       *slog.Logger
+}
+
+// describer is a replica that can say what it is and how faithfully it
+// copies its target; the text heads the transcript.
+type describer interface {
+	Describe() string
 }
 
 // Check rehearses p on a replica of target and posts the results on sha.
@@ -72,7 +82,11 @@ func (c *Checker) Check(ctx context.Context, sha string, p vulnzero.Patch, targe
 		}
 	}()
 
+	p.HealthChecks = append(slices.Clone(p.HealthChecks), c.HealthChecks...)
 	report := Rehearse(ctx, rep, p, target.Name)
+	if d, ok := rep.(describer); ok {
+		report.Provisioning = d.Describe()
+	}
 	t, err := c.Transcripts.AddTranscript(ctx, vulnzero.Transcript{
 		Kind: "twin", Ref: p.ID + "@" + sha, Body: report.Transcript(), CreatedAt: time.Now().UTC(),
 	})

@@ -69,6 +69,9 @@ type Report struct {
 	// Failed names the first phase that failed; empty when all passed.
 	Failed   string        `json:"failed"`
 	Duration time.Duration `json:"duration"`
+	// Provisioning says what the replica is and how faithfully it copies
+	// the target (set by Checker from the replica, when it can say).
+	Provisioning string `json:"provisioning,omitempty"`
 }
 
 // Passed reports whether every phase passed.
@@ -263,6 +266,9 @@ func (r Report) Transcript() string {
 		verdict = "FAILED at " + r.Failed
 	}
 	fmt.Fprintf(&b, "twin rehearsal of %s on a replica of %s: %s (%s)\n", r.PatchID, r.Target, verdict, r.Duration.Round(time.Millisecond))
+	if r.Provisioning != "" {
+		b.WriteString("\n== provisioning\n" + strings.TrimRight(r.Provisioning, "\n") + "\n")
+	}
 	for _, p := range r.Phases {
 		mark := "ok  "
 		switch {
