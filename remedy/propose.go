@@ -1,6 +1,7 @@
 package remedy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -39,8 +40,58 @@ type Proposer struct {
 	Inventory   vulnzero.Inventory
 	Quarantined []vulnzero.Quarantine
 	Guardrails  guardrails.Rules
-	Now         func() time.Time
-	Logger      *slog.Logger
+
+	// Alternatives, when set, is asked for a different patch (the LLM
+	// generator, given the failure) when the generated patch's revision is
+	// quarantined; without it a quarantined group is skipped.
+	Alternatives Alternatives
+	// NewPerHour bounds the PRs opened in any hour (DefaultNewPerHour when
+	// 0, none when negative); CriticalNewPerHour is the separate budget of
+	// groups with a KEV-listed CVE or critical severity
+	// (DefaultCriticalNewPerHour when 0), so an emergency never waits
+	// behind routine upgrades. Both count the forge's PRs created in the
+	// last hour (criticalMark in the body tells the lanes apart); updating an open PR spends neither.
+	NewPerHour, CriticalNewPerHour int
+	Now                            func() time.Time
+	Logger                         *slog.Logger
+}
+
+// Default hourly budgets for new PRs.
+const (
+	DefaultNewPerHour         = 2
+	DefaultCriticalNewPerHour = 2
+)
+
+// criticalMark in a PR body puts the PR in the critical budget lane.
+const criticalMark = "<!-- vulnzero:lane=critical -->"
+
+// critical reports whether g goes in the critical lane.
+func critical(g Group) bool {
+	if g.MaxSeverity >= vulnzero.SeverityCritical {
+		return true
+	}
+	return slices.ContainsFunc(g.Score.Parts, func(p ScorePart) bool { return p.Name == PartKEV && p.Points > 0 })
+}
+
+// hourlyLeft is what is left of the routine and critical hourly budgets,
+// given every PR the forge knows.
+func (p *Proposer) hourlyLeft(prs []vulnzero.PullRequest, now time.Time) (routine, crit int) {
+	routine, crit = cmp.Or(p.NewPerHour, DefaultNewPerHour), cmp.Or(p.CriticalNewPerHour, DefaultCriticalNewPerHour)
+	for _, pr := range prs {
+		if pr.CreatedAt.After(now.Add(-time.Hour)) { // later than now too: the forge's clock may run ahead
+			if strings.Contains(pr.Body, criticalMark) {
+				crit--
+			} else {
+				routine--
+			}
+		}
+	}
+	return routine, crit
+}
+
+// labeler is a forge that labels PRs (forge/github does).
+type labeler interface {
+	AddLabels(ctx context.Context, n int, labels ...string) error
 }
 
 // Proposal is what happened to one group.
@@ -72,6 +123,11 @@ func (p *Proposer) Propose(ctx context.Context, groups []Group) ([]Proposal, err
 		openBranches[pr.Branch] = true
 	}
 	budget := p.Policies.Remediation.MaxOpenPRs - len(open)
+	all, err := p.Forge.ListPRs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("propose: list PRs: %w", err)
+	}
+	routineLeft, criticalLeft := p.hourlyLeft(all, now())
 
 	var out []Proposal
 	for _, g := range groups {
@@ -104,9 +160,13 @@ func (p *Proposer) Propose(ctx context.Context, groups []Group) ([]Proposal, err
 				return out, fmt.Errorf("propose %s: revision: %w", id, err)
 			}
 			if q, ok := p.quarantined(id, rev); ok {
-				prop.Skipped = fmt.Sprintf("revision %s is quarantined: %s", rev.Short(), q.Reason)
-				out = append(out, prop)
-				continue
+				alt, why := p.alternative(ctx, g, patch, q, log)
+				if alt == nil {
+					prop.Skipped = fmt.Sprintf("revision %s is quarantined: %s%s", rev.Short(), q.Reason, why)
+					out = append(out, prop)
+					continue
+				}
+				patch, prop.Patch = *alt, *alt
 			}
 		}
 		branch := forge.Branch(id)
@@ -116,7 +176,17 @@ func (p *Proposer) Propose(ctx context.Context, groups []Group) ([]Proposal, err
 				out = append(out, prop)
 				continue
 			}
+			left, limit, lane := &routineLeft, p.NewPerHour, "new-PR"
+			if critical(g) {
+				left, limit, lane = &criticalLeft, p.CriticalNewPerHour, "critical new-PR"
+			}
+			if limit >= 0 && *left <= 0 {
+				prop.Skipped = lane + " budget for this hour reached"
+				out = append(out, prop)
+				continue
+			}
 			budget--
+			*left--
 		}
 		sha, err := p.Writer.CommitPatch(ctx, branch, p.Base, patch, fmt.Sprintf("%s\n\n%s", patch.Title, strings.Join(patch.CVEs, ", ")))
 		if err != nil {
@@ -130,6 +200,11 @@ func (p *Proposer) Propose(ctx context.Context, groups []Group) ([]Proposal, err
 			return out, fmt.Errorf("propose %s: open PR: %w", id, err)
 		}
 		openBranches[branch] = true
+		if l, ok := p.Forge.(labeler); ok {
+			if err := l.AddLabels(ctx, pr.Number, "severity:"+g.MaxSeverity.String()); err != nil {
+				return out, fmt.Errorf("propose %s: label PR #%d: %w", id, pr.Number, err)
+			}
+		}
 		prop.PR = pr
 		log.Info("patch proposed", "patch", id, "pr", pr.Number, "hosts", len(g.Hosts), "score", g.Score.Total)
 		out = append(out, prop)
@@ -173,6 +248,9 @@ func scriptMap(s vulnzero.Scripts) map[string][]byte {
 // will roll out — like a Terraform plan.
 func (p *Proposer) body(g Group, patch vulnzero.Patch) string {
 	var b strings.Builder
+	if critical(g) {
+		b.WriteString(criticalMark + "\n")
+	}
 	fmt.Fprintf(&b, "## %s\n\n", patch.Title)
 	fmt.Fprintf(&b, "Fixes %s on %d host(s). Remediation key: `%s` %s → `%s` (%s).\n\n",
 		strings.Join(g.CVEs, ", "), len(g.Hosts), g.Key.Package, g.Manager, g.Key.Fixed, g.Key.OSFamily)
@@ -202,7 +280,7 @@ func (p *Proposer) body(g Group, patch vulnzero.Patch) string {
 		fmt.Fprintf(&b, "**%d target host(s) are not in the inventory** and will not be patched until they are.\n\n", missing)
 	}
 	spec, pol := p.Policies.RolloutFor(patch, targets)
-	stages, err := reconciler.ResolveStages(spec, names)
+	stages, err := reconciler.ResolveStagesIn(spec, names, p.Inventory, "")
 	switch {
 	case err != nil:
 		fmt.Fprintf(&b, "The rollout cannot be planned: %v\n", err)

@@ -22,7 +22,12 @@ type config struct {
 	patterns []compiledPattern
 	maxBytes int
 	lang     syntax.LangVariant
+	dialect  string
 	bashPath string
+
+	shellcheckPath     string
+	shellcheckSeverity string
+	shellcheckExclude  []string
 }
 
 type deniedEntry struct {
@@ -37,7 +42,11 @@ type compiledPattern struct {
 }
 
 func compile(r Rules) (*config, []error) {
-	cfg := &config{maxBytes: r.MaxScriptBytes, lang: syntax.LangPOSIX, bashPath: r.BashPath}
+	cfg := &config{maxBytes: r.MaxScriptBytes, lang: syntax.LangPOSIX, dialect: r.Dialect, bashPath: r.BashPath,
+		shellcheckPath: r.ShellcheckPath, shellcheckSeverity: r.ShellcheckSeverity, shellcheckExclude: r.ShellcheckExclude}
+	if cfg.shellcheckSeverity == "" {
+		cfg.shellcheckSeverity = "warning"
+	}
 	var errs []error
 	if err := r.Validate(); err != nil {
 		errs = append(errs, err)
@@ -62,13 +71,15 @@ func compile(r Rules) (*config, []error) {
 	return cfg, errs
 }
 
-func checkScript(cfg *config, name string, src []byte, required bool) []Violation {
+// checkScript checks one script; ok reports whether it parsed (and was
+// small enough to), so shellcheck may look at it too.
+func checkScript(cfg *config, name string, src []byte, required bool) (vs []Violation, ok bool) {
 	if cfg.maxBytes > 0 && len(src) > cfg.maxBytes {
 		return []Violation{{Script: name, Rule: RuleMaxSize,
-			Message: fmt.Sprintf("script is %d bytes, more than the limit of %d", len(src), cfg.maxBytes)}}
+			Message: fmt.Sprintf("script is %d bytes, more than the limit of %d", len(src), cfg.maxBytes)}}, false
 	}
 	if required && len(bytes.TrimSpace(src)) == 0 {
-		return []Violation{{Script: name, Rule: RuleRequiredScript, Message: "required script is empty"}}
+		return []Violation{{Script: name, Rule: RuleRequiredScript, Message: "required script is empty"}}, false
 	}
 	file, err := syntax.NewParser(syntax.Variant(cfg.lang)).Parse(bytes.NewReader(src), name)
 	if err != nil {
@@ -77,12 +88,12 @@ func checkScript(cfg *config, name string, src []byte, required bool) []Violatio
 		if cfg.lang == syntax.LangPOSIX {
 			v.Message += " (scripts run under POSIX /bin/sh)"
 		}
-		return []Violation{v}
+		return []Violation{v}, false
 	}
 	var out []Violation
 	c := &checker{cfg: cfg, script: name, lang: cfg.lang, vars: map[string][]*syntax.Word{},
 		out: &out, seen: map[string]bool{}, pipes: map[*syntax.BinaryCmd]bool{},
-		memo: map[string][]string{}, busy: map[string]bool{}}
+		memo: map[string][]string{}, busy: map[string]bool{}, downloads: map[string]bool{}}
 	c.file(file)
 	if required && len(file.Stmts) == 0 {
 		out = append(out, Violation{Script: name, Rule: RuleRequiredScript, Message: "required script has no commands, only comments"})
@@ -90,7 +101,7 @@ func checkScript(cfg *config, name string, src []byte, required bool) []Violatio
 	if v, ok := bashSyntax(cfg.bashPath, name, src); !ok {
 		out = append(out, v)
 	}
-	return out
+	return out, true
 }
 
 // parseErrorAt splits a parser error into its position and its text.
@@ -150,6 +161,9 @@ type checker struct {
 	pipes  map[*syntax.BinaryCmd]bool // pipelines already checked whole
 	memo   map[string][]string        // varValues results
 	busy   map[string]bool            // variables being evaluated
+	// downloads holds the files the script has downloaded so far (curl -o,
+	// wget -O), shared with nested strings: running one is remote code.
+	downloads map[string]bool
 
 	// outer is the position of the command holding the string being
 	// checked; violations inside the string are reported there.
@@ -215,7 +229,7 @@ func (c *checker) inner(pos syntax.Pos, src string, lang syntax.LangVariant, wha
 	}
 	sub := &checker{cfg: c.cfg, script: c.script, lang: lang, vars: map[string][]*syntax.Word{},
 		out: c.out, seen: c.seen, pipes: map[*syntax.BinaryCmd]bool{}, depth: c.depth + 1, quiet: c.quiet,
-		memo: map[string][]string{}, busy: map[string]bool{}, outer: pos, outerWhat: what}
+		memo: map[string][]string{}, busy: map[string]bool{}, outer: pos, outerWhat: what, downloads: c.downloads}
 	if c.outer.IsValid() {
 		sub.outer, sub.outerWhat = c.outer, c.outerWhat+": "+what
 	}

@@ -14,9 +14,18 @@
 // script assigns to it, or, if it is never assigned, anything including the
 // empty string. So `rm -rf "$DIR/"*` with DIR unset is caught as rm -rf /*.
 //
+// Downloads are followed too: a file written by curl -o or wget -O and
+// later run (sh FILE, ./FILE, . FILE, python3 FILE) is remote code, and a
+// value decoded or downloaded at run time (a=$(… | base64 -d)) is hidden
+// data that rm -r must not be given. Inline interpreter code (python3 -c,
+// perl -e) that starts shell commands is rejected, since the shell parser
+// cannot see those commands.
+//
 // Scripts run on hosts with /bin/sh -s (dash on Debian), so the default
 // dialect is POSIX sh and bashisms are parse errors; bash -n runs as a second
-// opinion when bash is installed.
+// opinion when bash is installed, and shellcheck (at warning severity by
+// default) when it is installed, each finding a violation at its
+// script:line:col with its SC code.
 package guardrails
 
 import (
@@ -58,6 +67,15 @@ type Rules struct {
 	// BashPath is the bash used for the `bash -n` check; empty skips it, and
 	// so does a path that does not exist.
 	BashPath string `yaml:"bashPath,omitempty" json:"bashPath,omitempty"`
+	// ShellcheckPath is the shellcheck run over every script that parses (a
+	// bare name is looked up in PATH); empty skips it, and so does one that
+	// is not installed. Its findings are violations of rule "shellcheck".
+	ShellcheckPath string `yaml:"shellcheckPath,omitempty" json:"shellcheckPath,omitempty"`
+	// ShellcheckSeverity is the lowest shellcheck level reported: error,
+	// warning (the default), info or style.
+	ShellcheckSeverity string `yaml:"shellcheckSeverity,omitempty" json:"shellcheckSeverity,omitempty"`
+	// ShellcheckExclude lists shellcheck codes not reported, e.g. SC2034.
+	ShellcheckExclude []string `yaml:"shellcheckExclude,omitempty" json:"shellcheckExclude,omitempty"`
 }
 
 // Rule names reported by the built-in checks.
@@ -80,6 +98,7 @@ const (
 	RuleCredentialsWrite = "credentials-write"
 	RuleForkBomb         = "fork-bomb"
 	RuleBashism          = "bashism"
+	RuleShellcheck       = "shellcheck"
 )
 
 // Defaults are the rules used when a repository has no GuardrailPolicy.
@@ -90,6 +109,7 @@ func Defaults() Rules {
 			"mkfs", "mkfs.*", "mke2fs", "mkswap", "wipefs", "fdisk", "sfdisk", "cfdisk", "parted", "sgdisk",
 			// accounts and credentials
 			"useradd", "adduser", "usermod", "groupadd", "addgroup", "chpasswd", "visudo", "ssh-copy-id",
+			"passwd", "userdel", "deluser", "groupdel", "delgroup", "gpasswd", "chage",
 			// reboots belong to the reconciler (patch.yaml reboot: if-required)
 			"shutdown", "reboot", "halt", "poweroff", "kexec",
 			"systemctl reboot", "systemctl poweroff", "systemctl halt", "systemctl kexec", "systemctl soft-reboot",
@@ -102,15 +122,28 @@ func Defaults() Rules {
 				Message: "TLS certificate checks are disabled",
 			},
 			{
-				Name:    "unauthenticated-packages",
-				Regexp:  `(^| )(--allow-unauthenticated|--force-yes|--nogpgcheck|--nosignature|--allow-untrusted|APT::Get::AllowUnauthenticated=(true|1|yes))( |$)`,
+				Name: "unauthenticated-packages",
+				Regexp: `(^| )(--allow-unauthenticated|--force-yes|--nogpgcheck|--nosignature|--nodigest|--allow-untrusted|--no-gpg-checks|--gpg-auto-import-keys|` +
+					`APT::Get::AllowUnauthenticated=(true|1|yes)|--setopt=([^ =]*\.)?(localpkg_|repo_)?gpgcheck=(0|false|False|no))( |$)`,
 				Message: "packages would be installed without signature checks",
+			},
+			{
+				Name:    "package-from-url",
+				Regexp:  `^(rpm|dnf|microdnf|yum|zypper|apk|dpkg|apt-get|apt|yum-config-manager|add-apt-repository)( .*)? [^ ]*(https?|ftp)://`,
+				Message: "packages or repositories would come from a URL, not from the host's configured, signed repositories",
 			},
 		},
 		RequiredScripts: []string{vulnzero.ApplyFile, vulnzero.VerifyFile, vulnzero.RollbackFile},
 		MaxScriptBytes:  64 << 10,
 		Dialect:         "posix",
 		BashPath:        "/bin/bash",
+		// Warnings are bugs (unquoted traps, broken tests, bad redirects);
+		// info and style findings are taste. SC2034 (unused variable) is
+		// left out: generated scripts share one header of settings and not
+		// every script uses every one.
+		ShellcheckPath:     "shellcheck",
+		ShellcheckSeverity: "warning",
+		ShellcheckExclude:  []string{"SC2034"},
 	}
 }
 
@@ -139,11 +172,23 @@ func (r Rules) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("dialect %q: want posix or bash", r.Dialect))
 	}
+	switch r.ShellcheckSeverity {
+	case "", "error", "warning", "info", "style":
+	default:
+		errs = append(errs, fmt.Errorf("shellcheckSeverity %q: want error, warning, info or style", r.ShellcheckSeverity))
+	}
+	for i, code := range r.ShellcheckExclude {
+		if !shellcheckCodeRE.MatchString(code) {
+			errs = append(errs, fmt.Errorf("shellcheckExclude[%d] %q: want a code such as SC2034", i, code))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("guardrail rules: %w: %w", err, vulnzero.ErrInvalid)
 	}
 	return nil
 }
+
+var shellcheckCodeRE = regexp.MustCompile(`^SC[0-9]{4}$`)
 
 // Violation is one broken rule at one place in one script.
 type Violation struct {
@@ -168,6 +213,8 @@ func (v Violation) String() string {
 
 // Check checks every script (file name → content) and returns the
 // violations sorted by script, line and column; none means the scripts pass.
+// Each script is parsed and its syntax tree checked, then bash -n and
+// shellcheck (when installed) give their opinion.
 // Invalid rules are reported as violations too, so a broken policy fails
 // closed.
 func Check(rules Rules, scripts map[string][]byte) []Violation {
@@ -188,9 +235,17 @@ func Check(rules Rules, scripts map[string][]byte) []Violation {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	var parsed []string
 	for _, name := range names {
-		out = append(out, checkScript(cfg, name, scripts[name], required[name])...)
+		vs, ok := checkScript(cfg, name, scripts[name], required[name])
+		out = append(out, vs...)
+		if ok {
+			parsed = append(parsed, name)
+		}
 	}
+	// shellcheck sees only scripts that parsed: on the others it would
+	// repeat the parse error.
+	out = append(out, shellcheck(cfg, scripts, parsed)...)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Script != b.Script {

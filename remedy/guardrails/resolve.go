@@ -3,6 +3,8 @@ package guardrails
 import (
 	"fmt"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -370,6 +372,7 @@ func (c *checker) evalWords(pos syntax.Pos, args []word, lang syntax.LangVariant
 // scriptOperand checks the script a shell or "." reads: a process
 // substitution there runs another command's output as code.
 func (c *checker) scriptOperand(pos syntax.Pos, runner string, w word) {
+	c.runsDownload(pos, runner, w)
 	if w.node == nil {
 		return
 	}
@@ -466,6 +469,8 @@ func (c *checker) resolveInterpreter(pos syntax.Pos, name, full string, args []w
 				code = true
 				if s := args[i+1]; !s.lit {
 					c.codeString(pos, s, syntax.LangPOSIX, name+" "+v+" code")
+				} else if m := interpreterShellRE.FindString(s.value); m != "" {
+					c.report(pos, RuleComputedEval, fmt.Sprintf("%s %s code runs shell commands (%s), which cannot be checked as shell", name, v, m))
 				}
 			}
 			if v == "-m" {
@@ -479,6 +484,9 @@ func (c *checker) resolveInterpreter(pos syntax.Pos, name, full string, args []w
 	if !code && i == len(args) {
 		self.readsStdin = true
 	}
+	if !code && i < len(args) {
+		c.scriptOperand(pos, name, args[i])
+	}
 	return []resolved{self}
 }
 
@@ -486,8 +494,97 @@ func (c *checker) resolveInterpreter(pos syntax.Pos, name, full string, args []w
 // ordinary commands and then cannot find.
 var bashOnly = set("[[", "source", "declare", "typeset", "shopt", "pushd", "popd", "let", "mapfile", "readarray", "function", "select")
 
+// interpreterShellRE finds the calls by which inline Python, Perl, Ruby or
+// Node code starts shell commands; such code hides its commands from the
+// shell parser.
+var interpreterShellRE = regexp.MustCompile("os\\.system|os\\.popen|os\\.exec|subprocess|pty\\.spawn|\\bsystem\\s*\\(|\\bexec\\s*\\(|\\bspawn|child_process|IO\\.popen|Kernel\\.exec|%x\\(|`|\\bqx")
+
+// download records the file a curl or wget writes, so a later command that
+// runs it is caught: download-then-run is piping a download into a shell
+// with a file in between.
+func (c *checker) download(r resolved) {
+	var outs []word
+	switch r.name {
+	case "curl":
+		if w, ok := clusterValue(r.args, 'o', "--output"); ok {
+			outs = append(outs, w)
+		}
+		if hasOption(r.args, "O", "--remote-name") {
+			for _, a := range operands(r.args) {
+				for _, v := range a.vals {
+					if strings.Contains(v, "://") {
+						outs = append(outs, synthLit(baseName(v)))
+					}
+				}
+			}
+		}
+	case "wget":
+		if w, ok := clusterValue(r.args, 'O', "--output-document"); ok {
+			outs = append(outs, w)
+		} else {
+			for _, a := range operands(r.args) {
+				for _, v := range a.vals {
+					if strings.Contains(v, "://") {
+						outs = append(outs, synthLit(baseName(v)))
+					}
+				}
+			}
+		}
+	}
+	for _, w := range outs {
+		for _, v := range w.vals {
+			if v != "" && v != "-" && !strings.Contains(v, unknown) {
+				c.downloads[path.Clean(v)] = true
+				c.downloads[baseName(v)] = true
+			}
+		}
+	}
+}
+
+// clusterValue returns the value of a short option that takes one, also at
+// the end of a cluster (curl -fsSLo FILE) or attached (-oFILE), or of the
+// long option (--output FILE, --output=FILE).
+func clusterValue(args []word, short byte, long string) (word, bool) {
+	for i, a := range args {
+		if !a.lit {
+			continue
+		}
+		v := a.value
+		switch {
+		case v == "--":
+			return word{}, false
+		case v == long || (len(v) > 1 && v[0] == '-' && v[1] != '-' && v[len(v)-1] == short):
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+		case strings.HasPrefix(v, long+"="):
+			return synthLit(strings.TrimPrefix(v, long+"=")), true
+		case len(v) > 2 && v[0] == '-' && v[1] == short:
+			return synthLit(v[2:]), true
+		}
+	}
+	return word{}, false
+}
+
+// runsDownload reports running a file the script downloaded.
+func (c *checker) runsDownload(pos syntax.Pos, runner string, w word) {
+	for _, v := range w.vals {
+		if v == "" || strings.Contains(v, unknown) {
+			continue
+		}
+		if c.downloads[path.Clean(v)] || (!strings.Contains(v, "/") && c.downloads[v]) || (strings.HasPrefix(v, "./") && c.downloads[baseName(v)]) {
+			c.report(pos, RuleRemoteExec, fmt.Sprintf("%s runs %s, which the script downloaded: remote code that cannot be reviewed", runner, v))
+			return
+		}
+	}
+}
+
 // command applies the per-command rules to one resolved command.
 func (c *checker) command(pos syntax.Pos, r resolved) {
+	if r.path != "" {
+		c.runsDownload(pos, "the script", synthLit(r.path))
+	}
+	c.download(r)
 	c.deniedCommand(pos, r)
 	c.patterns(pos, r)
 	if c.lang == syntax.LangPOSIX && bashOnly[r.name] {
@@ -645,6 +742,8 @@ func (c *checker) rm(pos syntax.Pos, r resolved) {
 		}
 		if p.subst {
 			c.report(pos, RuleRmSystemPath, fmt.Sprintf("rm -r %s removes a path computed by a command substitution, which cannot be checked", p.text))
+		} else if slices.ContainsFunc(p.vals, func(v string) bool { return strings.Contains(v, hidden) }) {
+			c.report(pos, RuleRmSystemPath, fmt.Sprintf("rm -r %s removes a path that is decoded or downloaded at run time, which cannot be checked", p.text))
 		}
 	}
 }
@@ -785,6 +884,11 @@ func (c *checker) writeTarget(pos syntax.Pos, w word, how string) {
 			if !reported[RuleCredentialsWrite] {
 				reported[RuleCredentialsWrite] = true
 				c.report(pos, RuleCredentialsWrite, fmt.Sprintf("%s writes to %s: patch scripts must not add users, keys or sudo rights", how, clean))
+			}
+		case clean == "/proc/sysrq-trigger":
+			if !reported[RuleDeviceWrite] {
+				reported[RuleDeviceWrite] = true
+				c.report(pos, RuleDeviceWrite, fmt.Sprintf("%s writes to %s, which can reboot or crash the host at once", how, clean))
 			}
 		case clean == "/etc/selinux/config" || clean == "/sys/fs/selinux/enforce":
 			if !reported[RuleSecurityDisable] {

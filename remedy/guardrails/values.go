@@ -13,6 +13,11 @@ import (
 // character no path check ever matches.
 const unknown = "\uFFFD"
 
+// hidden marks an unknown value that comes from decoding or downloading at
+// run time (a=$(echo … | base64 -d)): data deliberately kept out of sight.
+// It contains unknown, so every check treats it as unknown too.
+const hidden = unknown + "hidden"
+
 // maxValues bounds the set of possible values tracked for one word; past it
 // the set is cut and unknown added.
 const maxValues = 32
@@ -145,7 +150,12 @@ func (c *checker) partValues(p syntax.WordPart, first, quoted bool) []string {
 		return c.paramValues(p)
 	case *syntax.ArithmExp:
 		return []string{unknown}
-	default: // command and process substitutions, extended globs, …
+	case *syntax.CmdSubst:
+		if rule, _ := c.classify(p); rule == RuleDecodeExec || rule == RuleRemoteExec {
+			return []string{"", hidden}
+		}
+		return []string{"", unknown}
+	default: // process substitutions, extended globs, …
 		return []string{"", unknown}
 	}
 }

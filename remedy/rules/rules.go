@@ -4,13 +4,25 @@
 // well-known script every time.
 //
 // Each template is a POSIX sh script (the fleet runs scripts with
-// /bin/sh -s, which is dash on Debian) rendered with text/template. Every
-// value that reaches a script is validated against its grammar first
-// (Debian package names and versions, patch ids, CVE ids) and then
-// single-quoted, so nothing a scanner reports can become shell code.
+// /bin/sh -s: dash on Debian, bash on RHEL and SUSE, busybox ash on Alpine)
+// rendered with text/template. Every value that reaches a script is
+// validated against its grammar first (package names and versions of the
+// manager's format, patch ids, CVE ids) and then single-quoted, so nothing a
+// scanner reports can become shell code.
 //
-// Only apt has a template today; the other managers are rejected with
-// ErrInvalid until their templates exist.
+// Every template follows one contract, per manager:
+//
+//	manager  lock wait                          version order          old build saved             reboot
+//	apt      60s, DPkg::Lock::Timeout           dpkg --compare-versions apt-get download / cache  /var/run/reboot-required
+//	dnf/yum  30s, pid files + exit_on_lock      rpm.vercmp via rpm Lua  transaction id + rpm         needs-restarting -r
+//	zypper   30s, ZYPP_LOCK_TIMEOUT (exit 7)    rpm.vercmp via rpm Lua  zypper download (zypp cache) zypper needs-rebooting
+//	apk      30s, apk --wait                    apk version -t          apk fetch / apk cache       kernel packages only
+//
+// apply.sh upgrades only the affected package, to at least the fixed
+// version, after saving what rollback.sh needs; verify.sh exits 0 iff the
+// installed version is at or above the fixed one; rollback.sh reinstalls the
+// saved build (downgrade allowed) and checks the version (and, for rpm and
+// apk, reports how the package manifest differs from before apply).
 package rules
 
 import (
@@ -22,6 +34,7 @@ import (
 	"text/template"
 
 	"vulnzero.dev/vulnzero"
+	"vulnzero.dev/vulnzero/remedy/version"
 )
 
 // Request is what the generator needs to write one patch.
@@ -41,10 +54,23 @@ const Provider = "vulnzero-rules"
 //go:embed templates
 var templateFS embed.FS
 
+var funcs = template.FuncMap{"shq": ShellQuote, "join": strings.Join}
+
 // aptTemplates holds common.sh.tmpl plus the three scripts; parsed once.
-var aptTemplates = template.Must(template.New("apt").
-	Funcs(template.FuncMap{"shq": ShellQuote, "join": strings.Join}).
-	ParseFS(templateFS, "templates/apt/*.sh.tmpl"))
+var aptTemplates = template.Must(template.New("apt").Funcs(funcs).ParseFS(templateFS, "templates/apt/*.sh.tmpl"))
+
+// The other managers share templates/shared (header, helpers, rpm ordering);
+// dnf and yum share one set, told apart by .Manager.
+var (
+	dnfTemplates    = template.Must(template.New("dnf").Funcs(funcs).ParseFS(templateFS, "templates/shared/*.sh.tmpl", "templates/dnf/*.sh.tmpl"))
+	zypperTemplates = template.Must(template.New("zypper").Funcs(funcs).ParseFS(templateFS, "templates/shared/*.sh.tmpl", "templates/zypper/*.sh.tmpl"))
+	apkTemplates    = template.Must(template.New("apk").Funcs(funcs).ParseFS(templateFS, "templates/shared/*.sh.tmpl", "templates/apk/*.sh.tmpl"))
+)
+
+// LockWait is how long the dnf, yum, zypper and apk scripts wait for another
+// package operation to release its lock (apt waits 60s, as apt-get's own
+// DPkg::Lock::Timeout).
+const LockWait = 30
 
 // Generate validates req and returns a complete patch with its scripts.
 // Invalid input and managers without a template yield an error wrapping
@@ -53,17 +79,20 @@ func Generate(req Request) (vulnzero.Patch, error) {
 	if err := validate(req); err != nil {
 		return vulnzero.Patch{}, fmt.Errorf("generate patch %q: %w", req.PatchID, err)
 	}
-	var scripts vulnzero.Scripts
+	var set *template.Template
 	switch req.Manager {
 	case vulnzero.APT:
-		s, err := renderApt(req)
-		if err != nil {
-			return vulnzero.Patch{}, fmt.Errorf("generate patch %s: %w", req.PatchID, err)
-		}
-		scripts = s
-	default:
-		return vulnzero.Patch{}, fmt.Errorf("generate patch %s: package manager %s has no rules template yet: %w",
-			req.PatchID, req.Manager, vulnzero.ErrInvalid)
+		set = aptTemplates
+	case vulnzero.DNF, vulnzero.YUM:
+		set = dnfTemplates
+	case vulnzero.Zypper:
+		set = zypperTemplates
+	case vulnzero.APK:
+		set = apkTemplates
+	}
+	scripts, err := render(set, req)
+	if err != nil {
+		return vulnzero.Patch{}, fmt.Errorf("generate patch %s: %w", req.PatchID, err)
 	}
 
 	title := req.Title
@@ -91,32 +120,35 @@ func Generate(req Request) (vulnzero.Patch, error) {
 	}, nil
 }
 
-// aptData is what the apt templates see; every field is already validated.
-type aptData struct {
+// data is what the templates see; every field is already validated.
+type data struct {
 	PatchID      string
 	Package      string
 	FixedVersion string
 	CVEs         []string
+	Manager      vulnzero.PackageManager
+	LockWait     int
 }
 
-func renderApt(req Request) (vulnzero.Scripts, error) {
-	data := aptData{PatchID: req.PatchID, Package: req.Package, FixedVersion: req.FixedVersion, CVEs: req.CVEs}
-	render := func(name string) ([]byte, error) {
+func render(set *template.Template, req Request) (vulnzero.Scripts, error) {
+	d := data{PatchID: req.PatchID, Package: req.Package, FixedVersion: req.FixedVersion, CVEs: req.CVEs,
+		Manager: req.Manager, LockWait: LockWait}
+	one := func(name string) ([]byte, error) {
 		var b bytes.Buffer
-		if err := aptTemplates.ExecuteTemplate(&b, name, data); err != nil {
-			return nil, fmt.Errorf("render apt template %s: %w", name, err)
+		if err := set.ExecuteTemplate(&b, name, d); err != nil {
+			return nil, fmt.Errorf("render %s template %s: %w", req.Manager, name, err)
 		}
 		return b.Bytes(), nil
 	}
-	apply, err := render("apply.sh.tmpl")
+	apply, err := one("apply.sh.tmpl")
 	if err != nil {
 		return vulnzero.Scripts{}, err
 	}
-	verify, err := render("verify.sh.tmpl")
+	verify, err := one("verify.sh.tmpl")
 	if err != nil {
 		return vulnzero.Scripts{}, err
 	}
-	rollback, err := render("rollback.sh.tmpl")
+	rollback, err := one("rollback.sh.tmpl")
 	if err != nil {
 		return vulnzero.Scripts{}, err
 	}
@@ -150,15 +182,28 @@ func validate(req Request) error {
 	if !req.Manager.Valid() {
 		return invalid("package manager", string(req.Manager), "must be one of apt, dnf, yum, zypper, apk")
 	}
-	if req.Manager == vulnzero.APT {
+	switch req.Manager {
+	case vulnzero.APT:
 		if err := ValidateDebPackage(req.Package); err != nil {
 			return err
 		}
 		if err := ValidateDebVersion(req.FixedVersion); err != nil {
 			return err
 		}
-	} else if req.Package == "" || req.FixedVersion == "" {
-		return invalid("package", req.Package+" "+req.FixedVersion, "package and fixed version are required")
+	case vulnzero.DNF, vulnzero.YUM, vulnzero.Zypper:
+		if err := ValidateRPMPackage(req.Package); err != nil {
+			return err
+		}
+		if err := ValidateRPMVersion(req.FixedVersion); err != nil {
+			return err
+		}
+	case vulnzero.APK:
+		if err := ValidateAPKPackage(req.Package); err != nil {
+			return err
+		}
+		if err := ValidateAPKVersion(req.FixedVersion); err != nil {
+			return err
+		}
 	}
 	for i, c := range req.CVEs {
 		if len(c) > maxFieldLen || !advisoryRE.MatchString(c) {
@@ -226,6 +271,55 @@ func ValidateDebVersion(v string) error {
 	}
 	if !hasEpoch && strings.Contains(upstream, ":") {
 		return bad("':' is allowed in the upstream version only after an epoch")
+	}
+	return nil
+}
+
+var (
+	// rpm names: letters, digits and ._+- (rpmbuild rejects the rest); a
+	// leading '-' would read as an option.
+	rpmPackageRE = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
+	// [epoch:]version[-release]: version and release hold letters, digits
+	// and ._+~^ and no '-'.
+	rpmVersionRE = regexp.MustCompile(`^(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9._+~^]*(?:-[A-Za-z0-9._+~^]+)?$`)
+	// apk names are lowercase by convention but apk accepts capitals.
+	apkPackageRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+)
+
+// ValidateRPMPackage checks an rpm package name (dnf, yum, zypper). Names
+// with an architecture ("openssl.x86_64") are accepted as rpm spells them.
+func ValidateRPMPackage(name string) error {
+	if len(name) > maxFieldLen || !rpmPackageRE.MatchString(name) {
+		return invalid("package", name, "rpm package names are letters, digits, '.', '_', '+' and '-', not starting with '.' or '-'")
+	}
+	return nil
+}
+
+// ValidateRPMVersion checks [epoch:]version[-release] as rpm orders it
+// (see remedy/version): the scripts compare it with rpm's vercmp.
+func ValidateRPMVersion(v string) error {
+	if v == "" || len(v) > maxFieldLen || !rpmVersionRE.MatchString(v) {
+		return invalid("version", v, "rpm versions are [epoch:]version[-release]; version and release hold letters, digits and . _ + ~ ^")
+	}
+	if err := version.RPM.Valid(v); err != nil {
+		return invalid("version", v, err.Error())
+	}
+	return nil
+}
+
+// ValidateAPKPackage checks an Alpine package name.
+func ValidateAPKPackage(name string) error {
+	if len(name) > maxFieldLen || !apkPackageRE.MatchString(name) {
+		return invalid("package", name, "apk package names are letters, digits, '.', '_', '+' and '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+// ValidateAPKVersion checks v against apk-tools' version grammar
+// (1.2.3_rc1-r0): the scripts compare it with apk version -t.
+func ValidateAPKVersion(v string) error {
+	if v == "" || len(v) > maxFieldLen || version.Alpine.Valid(v) != nil || strings.ContainsAny(v, " '\"$`") {
+		return invalid("version", v, "apk versions look like 1.2.3_rc1-r0")
 	}
 	return nil
 }
