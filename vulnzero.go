@@ -295,9 +295,27 @@ type Generator struct {
 // RolloutSpec describes how a patch rolls out. A patch may override parts of
 // the RolloutPolicy with it.
 type RolloutSpec struct {
-	Strategy    string      `yaml:"strategy,omitempty" json:"strategy,omitempty"` // all-at-once | canary
+	Strategy    string      `yaml:"strategy,omitempty" json:"strategy,omitempty"` // all-at-once | canary | rolling | blue-green
 	Stages      []StageSpec `yaml:"stages,omitempty" json:"stages,omitempty"`
 	MaxParallel int         `yaml:"maxParallel,omitempty" json:"maxParallel,omitempty"`
+	// BatchSize is the size of each batch of a rolling rollout: a count
+	// ("5") or a share of the hosts ("20%").
+	BatchSize string `yaml:"batchSize,omitempty" json:"batchSize,omitempty"`
+	// MaxFailures is the failure budget of every stage that sets none (a
+	// canary's first stage excepted: it tolerates none unless it says so).
+	MaxFailures string `yaml:"maxFailures,omitempty" json:"maxFailures,omitempty"`
+	// Soak is the wait after each stage that sets none: after each batch of
+	// a rolling rollout, after the switch of a blue-green one.
+	Soak time.Duration `yaml:"soak,omitempty" json:"soak,omitempty"`
+	// Groups are the two inventory groups of a blue-green rollout.
+	Groups []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+	// Check is the stage-level check of every stage that sets none.
+	Check *StageCheck `yaml:"check,omitempty" json:"check,omitempty"`
+	// ConsecutiveErrorLimit is how many attempts of a check may fail in a
+	// row before the check fails (1 when zero: no retry).
+	ConsecutiveErrorLimit int `yaml:"consecutiveErrorLimit,omitempty" json:"consecutiveErrorLimit,omitempty"`
+	// CheckInterval is the wait between attempts of a check.
+	CheckInterval time.Duration `yaml:"checkInterval,omitempty" json:"checkInterval,omitempty"`
 }
 
 // StageSpec is one stage of a rollout: a host count ("1") or a share ("10%"),
@@ -306,6 +324,23 @@ type StageSpec struct {
 	Hosts       string        `yaml:"hosts" json:"hosts"`
 	MaxFailures string        `yaml:"maxFailures,omitempty" json:"maxFailures,omitempty"`
 	Soak        time.Duration `yaml:"soak,omitempty" json:"soak,omitempty"`
+	// MaxParallel bounds the SSH sessions of this stage (the spec's when 0).
+	MaxParallel int `yaml:"maxParallel,omitempty" json:"maxParallel,omitempty"`
+	// Check runs once the stage's hosts passed (the spec's when nil).
+	Check                 *StageCheck   `yaml:"check,omitempty" json:"check,omitempty"`
+	ConsecutiveErrorLimit int           `yaml:"consecutiveErrorLimit,omitempty" json:"consecutiveErrorLimit,omitempty"`
+	CheckInterval         time.Duration `yaml:"checkInterval,omitempty" json:"checkInterval,omitempty"`
+}
+
+// StageCheck is a stage-level check: a command run over SSH on one
+// designated inventory host, or an HTTP GET of a URL (exactly one of the two).
+type StageCheck struct {
+	Host    string `yaml:"host,omitempty" json:"host,omitempty"`
+	Command string `yaml:"command,omitempty" json:"command,omitempty"`
+	URL     string `yaml:"url,omitempty" json:"url,omitempty"`
+	// ExpectStatus is the HTTP status that passes; any 2xx when zero.
+	ExpectStatus int           `yaml:"expectStatus,omitempty" json:"expectStatus,omitempty"`
+	Timeout      time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // HealthCheck is a command run on each host after verify; exit 0 is healthy.
@@ -363,6 +398,12 @@ const (
 	PhaseVerify   Phase = "verify"
 	PhaseHealth   Phase = "health"
 	PhaseRollback Phase = "rollback"
+	PhaseReboot   Phase = "reboot"
+	// PhaseStageCheck and PhaseSwitch are rollout-level steps; their
+	// HostStep.Host names the stage ("stage:2") or the switch ("switch:green"),
+	// which no inventory host name can be.
+	PhaseStageCheck Phase = "stage-check"
+	PhaseSwitch     Phase = "switch"
 )
 
 // LedgerState is the observed state of a patch revision on a host.
@@ -406,6 +447,8 @@ const (
 	RolloutSucceeded   RolloutState = "succeeded"
 	RolloutFailed      RolloutState = "failed"      // a stage failed; rollback of touched hosts follows
 	RolloutRolledBack  RolloutState = "rolled_back" // touched hosts rolled back, revert written
+	RolloutWaiting     RolloutState = "waiting"     // outside its maintenance window until WaitUntil
+	RolloutPaused      RolloutState = "paused"      // an operator paused it
 )
 
 // Terminal reports whether no more work will happen on a rollout in state s.
@@ -426,8 +469,14 @@ type Rollout struct {
 	Stage     int          `json:"stage"`  // index of the current stage
 	Reason    string       `json:"reason"` // why it failed, when it did
 	RevertSHA string       `json:"revert_sha,omitempty"`
-	CreatedAt time.Time    `json:"created_at"`
-	UpdatedAt time.Time    `json:"updated_at"`
+	// WaitUntil is when a waiting rollout's next maintenance window opens,
+	// or when the soak of its current stage ends.
+	WaitUntil time.Time `json:"wait_until,omitzero"`
+	// ActiveGroup is the blue-green group serving traffic as this rollout
+	// last left it.
+	ActiveGroup string    `json:"active_group,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Stage is a resolved stage of a rollout: the exact hosts and failure budget.
@@ -436,6 +485,16 @@ type Stage struct {
 	Hosts       []string      `json:"hosts"`
 	MaxFailures int           `json:"max_failures"`
 	Soak        time.Duration `json:"soak"`
+	// MaxParallel bounds the SSH sessions of the stage (policy's when 0).
+	MaxParallel           int           `json:"max_parallel,omitempty"`
+	Check                 *StageCheck   `json:"check,omitempty"`
+	ConsecutiveErrorLimit int           `json:"consecutive_error_limit,omitempty"`
+	CheckInterval         time.Duration `json:"check_interval,omitempty"`
+	// Group is the blue-green group of the stage's hosts; once they pass,
+	// traffic moves from SwitchFrom to SwitchTo when those are set.
+	Group      string `json:"group,omitempty"`
+	SwitchTo   string `json:"switch_to,omitempty"`
+	SwitchFrom string `json:"switch_from,omitempty"`
 }
 
 // StepState is the state of one host step.
@@ -445,6 +504,7 @@ const (
 	StepStarted   StepState = "started" // written before the command runs
 	StepSucceeded StepState = "succeeded"
 	StepFailed    StepState = "failed"
+	StepSkipped   StepState = "skipped" // not run; Stdout says why (e.g. a reboot left pending)
 )
 
 // HostStep is one phase run on one host within a rollout, keyed by

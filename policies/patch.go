@@ -3,6 +3,7 @@ package policies
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
 
 	"gopkg.in/yaml.v3"
@@ -89,8 +90,8 @@ func validatePatch(file, dir string, root *yaml.Node, p *vulnzero.Patch) error {
 		}
 	}
 	if p.Rollout != nil {
-		if err := validateRolloutSpec(*p.Rollout); err != nil {
-			bad("rollout", "%v", err)
+		if e := checkRolloutSpec(*p.Rollout); e != nil {
+			errs = append(errs, &vulnzero.PositionError{File: file, Line: lineOf(root, "rollout."+e.at), Err: fmt.Errorf("rollout.%s: %w", e.display, e.err)})
 		}
 	}
 	if p.Timeouts.Apply < 0 || p.Timeouts.Verify < 0 || p.Timeouts.Rollback < 0 {

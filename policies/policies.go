@@ -38,6 +38,8 @@ const (
 const (
 	StrategyAllAtOnce = "all-at-once"
 	StrategyCanary    = "canary"
+	StrategyRolling   = "rolling"
+	StrategyBlueGreen = "blue-green"
 )
 
 // Revert modes: how an automatic rollback is written back to git.
@@ -96,6 +98,26 @@ type RolloutPolicy struct {
 	MaxParallel int                  `yaml:"maxParallel"`
 	// Revert is how an automatic rollback is written back: push or pull-request.
 	Revert string `yaml:"revert"`
+
+	// BatchSize: rolling, hosts per batch ("5" or "20%").
+	BatchSize string `yaml:"batchSize"`
+	// MaxFailures is the failure budget of stages that set none.
+	MaxFailures string `yaml:"maxFailures"`
+	// Soak after each stage that sets none (rolling: after each batch;
+	// blue-green: after the switch, while the old group is the rollback
+	// target).
+	Soak time.Duration `yaml:"soak"`
+	// Check is the stage-level check of stages that set none.
+	Check                 *vulnzero.StageCheck `yaml:"check"`
+	ConsecutiveErrorLimit int                  `yaml:"consecutiveErrorLimit"`
+	CheckInterval         time.Duration        `yaml:"checkInterval"`
+	// HealthChecks run on every host after the patch's own.
+	HealthChecks []vulnzero.HealthCheck `yaml:"healthChecks"`
+	BlueGreen    BlueGreen              `yaml:"blueGreen"`
+	// Windows are maintenance windows; see Windows.
+	Windows   []Window  `yaml:"windows"`
+	Emergency Emergency `yaml:"emergency"`
+	Reboot    Reboot    `yaml:"reboot"`
 }
 
 // GuardrailPolicy bounds what a patch script may do.
@@ -252,26 +274,6 @@ func (p RemediationPolicy) validate(file string, root *yaml.Node) error {
 	return nil
 }
 
-func (p RolloutPolicy) validate(file string, root *yaml.Node) error {
-	switch p.Revert {
-	case "", RevertPush, RevertPullRequest:
-	default:
-		return fieldErr(file, root, "spec.revert", "%q is not %s or %s", p.Revert, RevertPush, RevertPullRequest)
-	}
-	if p.MaxParallel < 0 {
-		return fieldErr(file, root, "spec.maxParallel", "must not be negative")
-	}
-	switch p.Strategy {
-	case "", StrategyAllAtOnce, StrategyCanary:
-	default:
-		return fieldErr(file, root, "spec.strategy", "%q is not %s or %s", p.Strategy, StrategyAllAtOnce, StrategyCanary)
-	}
-	if err := validateRolloutSpec(vulnzero.RolloutSpec{Strategy: p.Strategy, Stages: p.Stages}); err != nil {
-		return fieldErr(file, root, "spec.stages", "%v", err)
-	}
-	return nil
-}
-
 func (p GuardrailPolicy) validate(file string, root *yaml.Node) error {
 	if p.MaxScriptBytes < 0 {
 		return fieldErr(file, root, "spec.maxScriptBytes", "must not be negative")
@@ -279,28 +281,6 @@ func (p GuardrailPolicy) validate(file string, root *yaml.Node) error {
 	for _, s := range p.RequiredScripts {
 		if path.Base(s) != s || !strings.HasSuffix(s, ".sh") {
 			return fieldErr(file, root, "spec.requiredScripts", "%q must be a script file name like apply.sh", s)
-		}
-	}
-	return nil
-}
-
-func validateRolloutSpec(r vulnzero.RolloutSpec) error {
-	switch r.Strategy {
-	case "", StrategyAllAtOnce, StrategyCanary:
-	default:
-		return fmt.Errorf("strategy %q is not %s or %s", r.Strategy, StrategyAllAtOnce, StrategyCanary)
-	}
-	for i, st := range r.Stages {
-		if _, _, err := ParseAmount(st.Hosts); err != nil {
-			return fmt.Errorf("stage %d hosts: %w", i+1, err)
-		}
-		if st.MaxFailures != "" {
-			if _, _, err := ParseAmount(st.MaxFailures); err != nil {
-				return fmt.Errorf("stage %d maxFailures: %w", i+1, err)
-			}
-		}
-		if st.Soak < 0 {
-			return fmt.Errorf("stage %d soak must not be negative", i+1)
 		}
 	}
 	return nil
@@ -319,32 +299,6 @@ func ParseAmount(s string) (n int, percent bool, err error) {
 		return 0, false, fmt.Errorf("%q is more than 100%%", s)
 	}
 	return n, m[2] == "%", nil
-}
-
-// RolloutFor returns the rollout spec for a patch: the first RolloutPolicy
-// whose selector matches every target host, with the patch's own overrides on
-// top. It also returns that policy, for its revert mode.
-func (s Set) RolloutFor(p vulnzero.Patch, targets []vulnzero.Host) (vulnzero.RolloutSpec, RolloutPolicy) {
-	pol := s.Rollouts[len(s.Rollouts)-1]
-	for _, rp := range s.Rollouts {
-		if selectsAll(rp.Selector, targets) {
-			pol = rp
-			break
-		}
-	}
-	spec := vulnzero.RolloutSpec{Strategy: pol.Strategy, Stages: pol.Stages, MaxParallel: pol.MaxParallel}
-	if o := p.Rollout; o != nil {
-		if o.Strategy != "" {
-			spec.Strategy = o.Strategy
-		}
-		if len(o.Stages) > 0 {
-			spec.Stages = o.Stages
-		}
-		if o.MaxParallel > 0 {
-			spec.MaxParallel = o.MaxParallel
-		}
-	}
-	return spec, pol
 }
 
 func selectsAll(sel map[string]string, hosts []vulnzero.Host) bool {

@@ -58,7 +58,7 @@ func TestParsePatchErrorsNameFileAndLine(t *testing.T) {
 		{"id mismatch", goodPatch, `does not match its directory patches/other`},
 		{"bad cve", strings.Replace(goodPatch, "CVE-2026-10001", "not a cve", 1), `p.yaml:5: cves: entry 1 "not a cve"`},
 		{"bad yaml", "id: [", "p.yaml:1:"},
-		{"bad stage", goodPatch + "rollout:\n  stages:\n    - hosts: lots\n", `p.yaml:18: rollout: stage 1 hosts: "lots" is not a count`},
+		{"bad stage", goodPatch + "rollout:\n  stages:\n    - hosts: lots\n", `p.yaml:19: rollout.stages: stage 1 hosts: "lots" is not a count`},
 		{"bad duration", strings.Replace(goodPatch, "apply: 5m", "apply: soon", 1), "p.yaml:16: cannot unmarshal"},
 	}
 	for _, c := range cases {

@@ -63,12 +63,22 @@ func yamlError(file string, err error) error {
 }
 
 // lineOf returns the line of the value at a dotted path of mapping keys
-// ("package.name"), or of the deepest key found, so a validation error can
-// point at the closest line that exists.
+// and sequence indexes ("package.name", "spec.windows.1.schedule"), or of
+// the deepest element found, so a validation error can point at the closest
+// line that exists.
 func lineOf(root *yaml.Node, path string) int {
 	n := root
 	line := root.Line
 	for _, key := range strings.Split(path, ".") {
+		if n != nil && n.Kind == yaml.SequenceNode {
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				break
+			}
+			n = n.Content[i]
+			line = n.Line
+			continue
+		}
 		if n == nil || n.Kind != yaml.MappingNode {
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"vulnzero.dev/vulnzero"
 	"vulnzero.dev/vulnzero/policies"
@@ -13,10 +14,13 @@ import (
 
 // Desired is the state main of the remediation repository asks for.
 type Desired struct {
-	Commit    string                  // head of main
-	Patches   []vulnzero.DesiredPatch // every patch under patches/ at Commit
-	Inventory vulnzero.Inventory
-	Policies  policies.Set
+	Commit string // head of main
+	// CommitTime is when Commit was made: for a merge, the merge time
+	// (the start of the merge-to-first-host metric). Zero when unknown.
+	CommitTime time.Time
+	Patches    []vulnzero.DesiredPatch // every patch under patches/ at Commit
+	Inventory  vulnzero.Inventory
+	Policies   policies.Set
 }
 
 // Observed is what the store says happened.
@@ -55,6 +59,9 @@ type Action struct {
 	Strategy  string
 	RolloutID int64 // ResumeRollout
 	Reason    string
+	// ActiveGroup: StartRollout of a blue-green rollout, the group serving
+	// traffic as it starts.
+	ActiveGroup string
 }
 
 func (a Action) String() string {
@@ -160,7 +167,7 @@ func Plan(d Desired, o Observed) []Action {
 			actions = append(actions, rollbackActions(d.Inventory, id, ledger[id], "patch is no longer on main")...)
 			continue
 		}
-		actions = append(actions, planDesired(d.Inventory, pols, dp, ledger[id], quarantined, failed)...)
+		actions = append(actions, planDesired(d.Inventory, pols, dp, ledger[id], quarantined, failed, o.Rollouts)...)
 	}
 	return actions
 }
@@ -182,6 +189,12 @@ func resumeAction(d Desired, r vulnzero.Rollout) Action {
 		a.Reason = "continue rolling back"
 	case !wants(d, r.PatchID, r.Revision):
 		a.Reason = "revision no longer on main: roll back touched hosts"
+	case r.State == vulnzero.RolloutPaused:
+		a.Reason = "paused by an operator"
+	case r.State == vulnzero.RolloutWaiting && !r.WaitUntil.IsZero():
+		a.Reason = "waiting for a maintenance window (opens " + r.WaitUntil.UTC().Format(time.RFC3339) + ")"
+	case r.State == vulnzero.RolloutWaiting:
+		a.Reason = "waiting for a maintenance window (none opens within a year)"
 	default:
 		a.Reason = fmt.Sprintf("continue at stage %d of %d", r.Stage+1, len(r.Stages))
 	}
@@ -199,7 +212,7 @@ func wants(d Desired, id string, rev vulnzero.Revision) bool {
 }
 
 func planDesired(inv vulnzero.Inventory, pols policies.Set, dp vulnzero.DesiredPatch, entries []vulnzero.LedgerEntry,
-	quarantined map[patchRev]bool, failed map[patchRev]vulnzero.Rollout) []Action {
+	quarantined map[patchRev]bool, failed map[patchRev]vulnzero.Rollout, history []vulnzero.Rollout) []Action {
 	id, rev := dp.Patch.ID, dp.Revision
 	var targets []vulnzero.Host
 	targeted := map[string]bool{}
@@ -261,12 +274,52 @@ func planDesired(inv vulnzero.Inventory, pols policies.Set, dp vulnzero.DesiredP
 	}
 	slices.Sort(pending)
 	spec, _ := pols.RolloutFor(dp.Patch, targets)
-	stages, err := ResolveStages(spec, pending)
+	live := ""
+	if spec.Strategy == policies.StrategyBlueGreen {
+		// Two blue-green rollouts over one pair of groups would switch
+		// traffic under each other.
+		if busy, ok := blueGreenBusy(history, spec.Groups); ok {
+			return skip("waiting for blue-green rollout %d over groups %s", busy.ID, strings.Join(spec.Groups, " and "))
+		}
+		live = activeGroup(history, spec.Groups)
+	}
+	stages, err := ResolveStagesIn(spec, pending, inv, live)
 	if err != nil {
 		return skip("rollout spec: %v", err)
 	}
 	return append(actions, Action{Kind: StartRollout, PatchID: id, Revision: rev, Hosts: pending,
-		Stages: stages, Strategy: strategyName(spec)})
+		Stages: stages, Strategy: strategyName(spec), ActiveGroup: live})
+}
+
+// activeGroup is the blue-green group serving traffic: as the latest
+// blue-green rollout over these groups left it, else the first group.
+func activeGroup(history []vulnzero.Rollout, groups []string) string {
+	var latest vulnzero.Rollout
+	for _, r := range history {
+		if r.Strategy == policies.StrategyBlueGreen && slices.Contains(groups, r.ActiveGroup) && r.ID > latest.ID {
+			latest = r
+		}
+	}
+	if latest.ID != 0 {
+		return latest.ActiveGroup
+	}
+	if len(groups) > 0 {
+		return groups[0]
+	}
+	return ""
+}
+
+// blueGreenBusy finds a non-terminal blue-green rollout touching groups.
+func blueGreenBusy(history []vulnzero.Rollout, groups []string) (vulnzero.Rollout, bool) {
+	for _, r := range history {
+		if r.Strategy != policies.StrategyBlueGreen || r.State.Terminal() {
+			continue
+		}
+		if slices.Contains(groups, r.ActiveGroup) || slices.ContainsFunc(r.Stages, func(s vulnzero.Stage) bool { return slices.Contains(groups, s.Group) }) {
+			return r, true
+		}
+	}
+	return vulnzero.Rollout{}, false
 }
 
 // rollbackActions groups the ledger entries that still hold a patch on a
@@ -322,115 +375,4 @@ func strategyName(spec vulnzero.RolloutSpec) string {
 		return policies.StrategyCanary
 	}
 	return spec.Strategy
-}
-
-// defaultStages are the stages of the built-in RolloutPolicy (canary 1 →
-// 10% → 25% → 100%), used when a spec names none. Read from the embedded
-// policy so the two cannot disagree.
-func defaultStages() []vulnzero.StageSpec {
-	d := policies.Defaults()
-	return d.Rollouts[len(d.Rollouts)-1].Stages
-}
-
-// ResolveStages turns a rollout spec into concrete stages over hosts.
-//
-// all-at-once is one stage with every host (failure budget and soak from the
-// spec's last stage, if any). canary reads the spec's stages (the default
-// canary 1 → 10% → 25% → 100% when it has none) as cumulative targets: "1"
-// is one host, "10%" is ceil(10% of N) hosts in total, at least one; each
-// stage gets the hosts not yet covered, and stages that would add none are
-// dropped. Hosts a spec leaves uncovered (its last stage is below 100%) get a
-// final "100%" stage with the last stage's failure budget, since main wants
-// the patch on every target (Argo Rollouts promotes fully after its last
-// step the same way).
-// maxFailures is a count or a share of the stage's own hosts, rounded down.
-// Hosts are sorted first, so resolving again gives the same stages.
-func ResolveStages(spec vulnzero.RolloutSpec, hosts []string) ([]vulnzero.Stage, error) {
-	hosts = slices.Compact(slices.Sorted(slices.Values(hosts)))
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("resolve stages: no hosts: %w", vulnzero.ErrInvalid)
-	}
-	specs := spec.Stages
-	switch spec.Strategy {
-	case policies.StrategyAllAtOnce:
-		st := vulnzero.Stage{Name: "all", Hosts: hosts}
-		if len(specs) > 0 {
-			last := specs[len(specs)-1]
-			mf, err := maxFailures(last.MaxFailures, len(hosts))
-			if err != nil {
-				return nil, fmt.Errorf("resolve stages: stage %d: %w", len(specs), err)
-			}
-			st.MaxFailures, st.Soak = mf, last.Soak
-		}
-		return []vulnzero.Stage{st}, nil
-	case "", policies.StrategyCanary:
-	default:
-		return nil, fmt.Errorf("resolve stages: strategy %q is not %s or %s: %w",
-			spec.Strategy, policies.StrategyAllAtOnce, policies.StrategyCanary, vulnzero.ErrInvalid)
-	}
-	if len(specs) == 0 {
-		specs = defaultStages()
-	}
-	n := len(hosts)
-	var stages []vulnzero.Stage
-	covered := 0
-	var mfSpecs []string // maxFailures of each kept stage, resolved once its hosts are final
-	for i, ss := range specs {
-		amount, pct, err := policies.ParseAmount(ss.Hosts)
-		if err != nil {
-			return nil, fmt.Errorf("resolve stages: stage %d hosts: %w: %w", i+1, err, vulnzero.ErrInvalid)
-		}
-		if _, _, err := parseMaxFailures(ss.MaxFailures); err != nil {
-			return nil, fmt.Errorf("resolve stages: stage %d: %w", i+1, err)
-		}
-		target := amount
-		if pct {
-			target = (amount*n + 99) / 100 // ceil
-			if amount > 0 && target < 1 {
-				target = 1
-			}
-		}
-		target = min(target, n)
-		if target <= covered {
-			continue
-		}
-		stages = append(stages, vulnzero.Stage{Name: ss.Hosts, Hosts: hosts[covered:target:target], Soak: ss.Soak})
-		mfSpecs = append(mfSpecs, ss.MaxFailures)
-		covered = target
-	}
-	if covered < n {
-		stages = append(stages, vulnzero.Stage{Name: "100%", Hosts: hosts[covered:]})
-		mfSpecs = append(mfSpecs, specs[len(specs)-1].MaxFailures)
-	}
-	for i := range stages {
-		mf, err := maxFailures(mfSpecs[i], len(stages[i].Hosts))
-		if err != nil {
-			return nil, fmt.Errorf("resolve stages: stage %q: %w", stages[i].Name, err)
-		}
-		stages[i].MaxFailures = mf
-	}
-	return stages, nil
-}
-
-func parseMaxFailures(s string) (int, bool, error) {
-	if s == "" {
-		return 0, false, nil
-	}
-	n, pct, err := policies.ParseAmount(s)
-	if err != nil {
-		return 0, false, fmt.Errorf("maxFailures: %w: %w", err, vulnzero.ErrInvalid)
-	}
-	return n, pct, nil
-}
-
-// maxFailures resolves "2" or "10%" of stageHosts (rounded down); empty is 0.
-func maxFailures(s string, stageHosts int) (int, error) {
-	n, pct, err := parseMaxFailures(s)
-	if err != nil {
-		return 0, err
-	}
-	if pct {
-		return n * stageHosts / 100, nil
-	}
-	return n, nil
 }

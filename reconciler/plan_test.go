@@ -318,7 +318,9 @@ func TestResolveStagesErrors(t *testing.T) {
 		{"no hosts", vulnzero.RolloutSpec{}, nil, "no hosts"},
 		{"bad amount", vulnzero.RolloutSpec{Stages: []vulnzero.StageSpec{{Hosts: "ten"}}}, []string{"a"}, "stage 1 hosts"},
 		{"bad maxFailures", vulnzero.RolloutSpec{Stages: []vulnzero.StageSpec{{Hosts: "1"}, {Hosts: "100%", MaxFailures: "lots"}}}, []string{"a"}, "stage 2: maxFailures"},
-		{"unknown strategy", vulnzero.RolloutSpec{Strategy: "blue-green"}, []string{"a"}, `strategy "blue-green"`},
+		{"unknown strategy", vulnzero.RolloutSpec{Strategy: "yolo"}, []string{"a"}, `strategy "yolo"`},
+		{"blue-green without groups", vulnzero.RolloutSpec{Strategy: "blue-green"}, []string{"a"}, `blue-green needs two groups`},
+		{"rolling without a batch size", vulnzero.RolloutSpec{Strategy: "rolling"}, []string{"a"}, `rolling needs a batchSize`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -30,16 +31,25 @@ type Runner interface {
 	Run(ctx context.Context, host vulnzero.Host, cmd fleet.Command) (fleet.Result, error)
 }
 
-// Reverter writes a failed revision back out of main (a revert commit, or a
-// revert pull request, as the wiring's policy says) and returns the commit.
+// Reverter writes a failed revision back out of main and returns the
+// commit. Config.Reverter pushes the revert onto main; Config.PRReverter,
+// when set, opens a revert pull request instead (returning its head
+// commit) for policies whose revert mode is pull-request.
 type Reverter interface {
 	RevertPatch(ctx context.Context, patchID string, rev vulnzero.Revision, reason string) (sha string, err error)
 }
 
-// Notifier tells people a rollout failed (the wiring comments on the PR).
-type Notifier interface {
-	RolloutFailed(ctx context.Context, r vulnzero.Rollout) error
+// KEVCatalog says whether a CVE is in CISA's Known Exploited
+// Vulnerabilities catalog (the emergency lane's test).
+type KEVCatalog interface {
+	Listed(cve string) bool
 }
+
+// KEVSet is a KEVCatalog held in memory: CVE id → listed.
+type KEVSet map[string]bool
+
+// Listed implements KEVCatalog.
+func (s KEVSet) Listed(cve string) bool { return s[cve] }
 
 // Defaults.
 const (
@@ -49,6 +59,16 @@ const (
 	DefaultApplyTimeout    = 10 * time.Minute
 	DefaultVerifyTimeout   = 2 * time.Minute
 	DefaultRollbackTimeout = 10 * time.Minute
+	DefaultCheckTimeout    = 30 * time.Second
+	DefaultCheckInterval   = 10 * time.Second
+	DefaultSwitchTimeout   = 2 * time.Minute
+	DefaultRebootTimeout   = 10 * time.Minute
+	DefaultRebootPoll      = 5 * time.Second
+	DefaultControlPoll     = 5 * time.Second
+	// abandonGrace is how long a command may outlive its timeout before
+	// its host is counted as failed without waiting any longer for the
+	// Runner: a stage never stalls on one host.
+	abandonGrace = 5 * time.Second
 )
 
 // Config is what New needs. Source, Runner, Store and Reverter are required.
@@ -57,7 +77,21 @@ type Config struct {
 	Runner   Runner
 	Store    store.Store
 	Reverter Reverter
-	Notifier Notifier // optional
+	// PRReverter opens revert pull requests, for policies whose revert mode
+	// is pull-request; without it such a revert is not written (the Reason
+	// says so) — pushing instead would overrule the policy.
+	PRReverter Reverter
+	Notifier   Notifier // optional
+	// KEV is the catalog the emergency lane checks a patch's CVEs against;
+	// without it no patch takes the lane.
+	KEV KEVCatalog
+	// HTTPClient runs the HTTP probes of stage checks; one with no
+	// redirects followed when nil. Each probe has its own timeout.
+	HTTPClient *http.Client
+	// ControlPoll is how often a soak looks for an operator's pause or
+	// abort (DefaultControlPoll when zero). Between hosts they are read
+	// before every dispatch.
+	ControlPoll time.Duration
 
 	// Now is the clock written into records; time.Now when nil.
 	Now func() time.Time
@@ -101,6 +135,9 @@ func (c Config) Validate() error {
 	if c.Jitter < 0 || c.Jitter > 1 {
 		errs = append(errs, errors.New("jitter must be between 0 and 1"))
 	}
+	if c.ControlPoll < 0 {
+		errs = append(errs, errors.New("control poll must not be negative"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("reconciler config: %w: %w", err, vulnzero.ErrInvalid)
 	}
@@ -126,6 +163,12 @@ func (c Config) withDefaults() Config {
 	if c.Jitter == 0 {
 		c.Jitter = DefaultJitter
 	}
+	if c.ControlPoll == 0 {
+		c.ControlPoll = DefaultControlPoll
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	return c
 }
 
@@ -150,8 +193,14 @@ type Metrics struct {
 	// (ok, failed: non-zero exit, error: could not run).
 	HostResults *prometheus.CounterVec
 	// Rollbacks counts rollouts that rolled hosts back, by cause (failure,
-	// superseded, removed).
+	// superseded, removed, aborted).
 	Rollbacks *prometheus.CounterVec
+	// RolloutsByState is how many rollouts the store holds in each state,
+	// by kind, as of the last reconcile.
+	RolloutsByState *prometheus.GaugeVec
+	// MergeToFirstHost is the time from the commit time of the desired
+	// commit (the merge) to the first command a new rollout runs on a host.
+	MergeToFirstHost prometheus.Histogram
 }
 
 // NewMetrics builds the collectors and registers them on reg (skipped when
@@ -175,9 +224,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vulnzero_rollbacks_total",
 			Help: "Rollouts that rolled hosts back, by cause.",
 		}, []string{"cause"}),
+		RolloutsByState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vulnzero_rollouts",
+			Help: "Rollouts in the store, by kind and state, as of the last reconcile.",
+		}, []string{"kind", "state"}),
+		MergeToFirstHost: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vulnzero_merge_to_first_host_seconds",
+			Help:    "Time from the merge (commit time of the desired commit) to a new rollout's first host command.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ReconcileDuration, m.Rollouts, m.HostResults, m.Rollbacks)
+		reg.MustRegister(m.ReconcileDuration, m.Rollouts, m.HostResults, m.Rollbacks, m.RolloutsByState, m.MergeToFirstHost)
 	}
 	return m
 }
@@ -192,6 +250,9 @@ type Reconciler struct {
 
 	runMu   sync.Mutex // one RunOnce at a time
 	trigger chan struct{}
+	// firstCmd holds rollouts created by this process whose first host
+	// command is still to come: rollout ID → merge time.
+	firstCmd sync.Map
 
 	mu      sync.Mutex // guards cancel and done
 	cancel  context.CancelFunc
@@ -259,7 +320,12 @@ func (r *Reconciler) loop(ctx context.Context, done chan struct{}) {
 		case len(rep.Outcomes) > 0:
 			r.log.Info("reconciled", "commit", rep.Commit, "actions", len(rep.Outcomes), "took", rep.Duration)
 		}
-		t := time.NewTimer(r.nextPoll())
+		next := r.nextPoll()
+		if !rep.WakeAt.IsZero() {
+			// A waiting rollout's window opens before the next poll.
+			next = min(next, max(rep.WakeAt.Sub(r.cfg.Now()), time.Second))
+		}
+		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -282,6 +348,10 @@ type Report struct {
 	Started  time.Time
 	Duration time.Duration
 	Outcomes []Outcome
+	// WakeAt is the earliest time a waiting rollout can go on (its
+	// maintenance window opens); zero when none waits. Start reconciles
+	// then even if the poll interval is longer.
+	WakeAt time.Time
 }
 
 // Outcome is one executed Action.
@@ -290,6 +360,7 @@ type Outcome struct {
 	RolloutID int64                 // the rollout created or resumed; 0 for Skip
 	State     vulnzero.RolloutState // its state when the action returned
 	Detail    string                // the rollout's Reason, or the skip reason
+	WaitUntil time.Time             // a waiting rollout's next window
 	// Err: the action stopped before a final state (store failure,
 	// shutdown); the rollout is resumed next time.
 	Err error
@@ -366,6 +437,9 @@ func (r *Reconciler) RunOnce(ctx context.Context) (rep Report, err error) {
 		if o.Err != nil {
 			errs = append(errs, o.Err)
 		}
+		if o.State == vulnzero.RolloutWaiting && !o.WaitUntil.IsZero() && (rep.WakeAt.IsZero() || o.WaitUntil.Before(rep.WakeAt)) {
+			rep.WakeAt = o.WaitUntil
+		}
 	}
 	return rep, errors.Join(errs...)
 }
@@ -379,10 +453,17 @@ func (r *Reconciler) observe(ctx context.Context) (Observed, error) {
 	if o.Rollouts, err = r.cfg.Store.ListRollouts(ctx, store.RolloutFilter{}); err != nil {
 		return o, fmt.Errorf("reconcile: observe rollouts: %w", err)
 	}
+	type kindState struct{ kind, state string }
+	counts := map[kindState]int{}
 	for _, ro := range o.Rollouts {
 		if !ro.State.Terminal() {
 			o.Active = append(o.Active, ro)
 		}
+		counts[kindState{string(ro.Kind), string(ro.State)}]++
+	}
+	r.m.RolloutsByState.Reset()
+	for k, n := range counts {
+		r.m.RolloutsByState.WithLabelValues(k.kind, k.state).Set(float64(n))
 	}
 	if o.Quarantined, err = r.cfg.Store.ListQuarantined(ctx); err != nil {
 		return o, fmt.Errorf("reconcile: observe quarantine: %w", err)

@@ -43,9 +43,13 @@ func (r *Reconciler) execute(ctx context.Context, des Desired, a Action) Outcome
 			return o
 		}
 		ro, err = r.create(ctx, vulnzero.Rollout{PatchID: a.PatchID, Revision: a.Revision, Commit: cmp.Or(dp.Commit, des.Commit),
-			Kind: vulnzero.RolloutApply, Strategy: a.Strategy, Stages: a.Stages, Reason: a.Reason})
+			Kind: vulnzero.RolloutApply, Strategy: a.Strategy, Stages: a.Stages, Reason: a.Reason, ActiveGroup: a.ActiveGroup})
 		if err == nil {
+			if !des.CommitTime.IsZero() {
+				r.firstCmd.Store(ro.ID, des.CommitTime)
+			}
 			err = r.runApply(ctx, des, &ro)
+			r.firstCmd.Delete(ro.ID)
 		}
 	case RollbackRemoved:
 		ro, err = r.create(ctx, vulnzero.Rollout{PatchID: a.PatchID, Revision: a.Revision, Commit: des.Commit,
@@ -71,6 +75,9 @@ func (r *Reconciler) execute(ctx context.Context, des Desired, a Action) Outcome
 		err = fmt.Errorf("action %q: unknown kind: %w", a.Kind, vulnzero.ErrInvalid)
 	}
 	o.RolloutID, o.State, o.Detail, o.Err = ro.ID, ro.State, ro.Reason, err
+	if ro.State == vulnzero.RolloutWaiting {
+		o.WaitUntil = ro.WaitUntil
+	}
 	return o
 }
 
@@ -108,69 +115,325 @@ func (r *Reconciler) save(ctx context.Context, ro *vulnzero.Rollout, prev vulnze
 	return nil
 }
 
+// rolloutEnv is what main says now about how a rollout runs: the policy
+// (windows, blue-green switch, reboot, revert mode, extra health checks)
+// and whether the patch takes the emergency lane. It is read at every
+// resume, so a freeze committed to main stops a rollout already going.
+type rolloutEnv struct {
+	pol policies.RolloutPolicy
+	par int // SSH sessions per stage unless the stage says otherwise
+	// emergency names the KEV-listed CVE that puts the patch in the
+	// emergency lane (allow windows lifted); empty when it is not.
+	emergency string
+}
+
+func (r *Reconciler) policySet(des Desired) policies.Set {
+	if len(des.Policies.Rollouts) == 0 {
+		return policies.Defaults()
+	}
+	return des.Policies
+}
+
+func (r *Reconciler) envFor(des Desired, dp vulnzero.DesiredPatch) rolloutEnv {
+	spec, pol := r.policySet(des).RolloutFor(dp.Patch, targetHosts(des.Inventory, dp.Patch))
+	e := rolloutEnv{pol: pol, par: cmp.Or(max(spec.MaxParallel, 0), DefaultMaxParallel)}
+	if pol.Emergency.KEV && r.cfg.KEV != nil {
+		for _, cve := range dp.Patch.CVEs {
+			if r.cfg.KEV.Listed(cve) {
+				e.emergency = cve
+				break
+			}
+		}
+	}
+	return e
+}
+
+// envForHosts is the environment of a rollout whose patch main no longer
+// holds: the policy its hosts select (no patch overrides, no lane).
+func (r *Reconciler) envForHosts(des Desired, names []string) rolloutEnv {
+	var hosts []vulnzero.Host
+	for _, n := range names {
+		if h, ok := des.Inventory.Host(n); ok {
+			hosts = append(hosts, h)
+		}
+	}
+	spec, pol := r.policySet(des).RolloutFor(vulnzero.Patch{}, hosts)
+	return rolloutEnv{pol: pol, par: cmp.Or(max(spec.MaxParallel, 0), DefaultMaxParallel)}
+}
+
+// window says whether a change may start on host now, and if not, when it
+// may (zero: not within a year).
+func (e rolloutEnv) window(inv vulnzero.Inventory, host string, now time.Time) (bool, time.Time) {
+	ws := e.pol.WindowsFor(host, inv)
+	if e.emergency != "" {
+		ws = ws.DenyOnly()
+	}
+	if ws.Open(now) {
+		return true, time.Time{}
+	}
+	next, _ := ws.NextOpen(now)
+	return false, next
+}
+
 // runApply drives an apply rollout from wherever the store says it is:
 //
-//	progressing, stage i → run stage i (hosts already applied are skipped);
-//	    failures within the budget → soak, record stage i+1 (or succeeded);
-//	    over budget → record failed, then finishFailed;
-//	failed → finishFailed (roll back, revert, quarantine, notify);
+//	an operator aborted it → roll back the touched hosts (abort);
+//	an operator paused it → record paused and return;
+//	progressing or waiting, stage i → run stage i (hosts already applied are
+//	    skipped; hosts outside their maintenance window are deferred, and
+//	    the rollout waits for the window); every host done, failures within
+//	    budget → stage check, blue-green switch, soak, record stage i+1 (or
+//	    succeeded); over budget → record failed, then finishFailed;
+//	failed → finishFailed (roll back, revert, quarantine, notify), or
+//	    finishAborted when an operator aborted it;
 //	revision no longer on main → supersede (roll back touched hosts).
 //
 // An error leaves the rollout where it was recorded; the next reconcile
 // resumes it.
 func (r *Reconciler) runApply(ctx context.Context, des Desired, ro *vulnzero.Rollout) error {
 	if ro.State == vulnzero.RolloutFailed {
+		if strings.HasPrefix(ro.Reason, reasonAborted) {
+			return r.finishAborted(ctx, des, ro)
+		}
 		return r.finishFailed(ctx, des, ro)
 	}
 	dp, ok := desiredPatch(des, ro.PatchID, ro.Revision)
 	if !ok {
 		return r.supersede(ctx, des, ro)
 	}
-	par := r.maxParallel(des, dp)
-	for ro.Stage < len(ro.Stages) {
-		st := ro.Stages[ro.Stage]
-		fails, err := r.applyStage(ctx, des, dp, ro, st, par)
+	env := r.envFor(des, dp)
+	if env.emergency != "" && len(env.pol.Windows) > 0 {
+		r.log.Info("emergency lane: allow windows lifted", "rollout", ro.ID, "patch", ro.PatchID, "kev", env.emergency)
+	}
+	for {
+		ctl, err := r.control(ctx, ro.ID)
 		if err != nil {
 			return err
 		}
-		if len(fails) > st.MaxFailures {
+		switch {
+		case ctl.Aborted:
+			return r.abort(ctx, des, ro, ctl)
+		case ctl.Paused:
+			return r.pause(ctx, ro, ctl)
+		case ro.State == vulnzero.RolloutPaused:
 			prev := ro.State
-			ro.State = vulnzero.RolloutFailed
-			ro.Reason = stageFailure(ro.Stage, st, fails)
-			r.log.Warn("rollout stage failed", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1, "reason", ro.Reason)
+			ro.State = vulnzero.RolloutProgressing
+			r.log.Info("rollout resumed", "rollout", ro.ID, "patch", ro.PatchID, "by", ctl.By)
 			if err := r.save(ctx, ro, prev); err != nil {
 				return err
 			}
-			return r.finishFailed(ctx, des, ro)
 		}
-		if len(fails) > 0 {
+		done, err := r.runStages(ctx, des, dp, ro, env)
+		if done || err != nil {
+			return err
+		}
+		// An operator's request stopped the stage: read it again.
+	}
+}
+
+// runStages runs the rollout's stages from the current one. done is false
+// when an operator's pause or abort interrupted it (nothing was recorded
+// for the interruption yet); otherwise the rollout is where the next
+// reconcile should find it.
+func (r *Reconciler) runStages(ctx context.Context, des Desired, dp vulnzero.DesiredPatch, ro *vulnzero.Rollout, env rolloutEnv) (done bool, err error) {
+	for ro.Stage < len(ro.Stages) {
+		st := ro.Stages[ro.Stage]
+		res, err := r.applyStage(ctx, des, dp, ro, st, env)
+		if err != nil {
+			return true, err
+		}
+		if len(res.fails) > st.MaxFailures {
+			return true, r.fail(ctx, des, ro, stageFailure(ro.Stage, st, res.fails))
+		}
+		if res.interrupted {
+			return false, nil
+		}
+		if len(res.deferred) > 0 {
+			return true, r.wait(ctx, ro, res)
+		}
+		if len(res.fails) > 0 {
 			r.log.Warn("stage failures within budget", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1,
-				"failures", len(fails), "max_failures", st.MaxFailures)
+				"failures", len(res.fails), "max_failures", st.MaxFailures)
+		}
+		if st.Check != nil {
+			f, err := r.stageCheck(ctx, des, ro, st)
+			if err != nil {
+				return true, err
+			}
+			if f != nil {
+				return true, r.fail(ctx, des, ro, fmt.Sprintf("stage %d (%s): %s", ro.Stage+1, st.Name, f.Err))
+			}
+		}
+		if st.SwitchTo != "" && ro.ActiveGroup != st.SwitchTo {
+			f, err := r.switchTraffic(ctx, des, ro, env, st.SwitchFrom, st.SwitchTo)
+			if err != nil {
+				return true, err
+			}
+			if f != nil {
+				return true, r.fail(ctx, des, ro, fmt.Sprintf("stage %d (%s): %s", ro.Stage+1, st.Name, f.Err))
+			}
 		}
 		if st.Soak > 0 {
-			if err := r.cfg.Wait(ctx, st.Soak); err != nil {
-				return fmt.Errorf("soak rollout %d stage %d: %w", ro.ID, ro.Stage+1, err)
+			interrupted, err := r.soak(ctx, ro, st)
+			if err != nil {
+				return true, err
+			}
+			if interrupted {
+				return false, nil
 			}
 		}
 		prev := ro.State
+		ro.WaitUntil = time.Time{}
+		if ro.State == vulnzero.RolloutWaiting {
+			ro.State, ro.Reason = vulnzero.RolloutProgressing, ""
+		}
 		if ro.Stage == len(ro.Stages)-1 {
 			ro.State = vulnzero.RolloutSucceeded
 		} else {
 			ro.Stage++
 		}
 		if err := r.save(ctx, ro, prev); err != nil {
-			return err
+			return true, err
 		}
 		if ro.State == vulnzero.RolloutSucceeded {
 			r.log.Info("rollout succeeded", "rollout", ro.ID, "patch", ro.PatchID, "revision", ro.Revision.Short())
-			return nil
+			return true, nil
 		}
 	}
 	// No stage left to run (a rollout recorded without stages): nothing can
 	// fail any more, so it is done rather than resumed forever.
 	prev := ro.State
 	ro.State = vulnzero.RolloutSucceeded
+	return true, r.save(ctx, ro, prev)
+}
+
+// fail records a stage failure, tells people, and rolls back.
+func (r *Reconciler) fail(ctx context.Context, des Desired, ro *vulnzero.Rollout, reason string) error {
+	prev := ro.State
+	ro.State, ro.Reason, ro.WaitUntil = vulnzero.RolloutFailed, reason, time.Time{}
+	r.log.Warn("rollout stage failed", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1, "reason", ro.Reason)
+	if err := r.save(ctx, ro, prev); err != nil {
+		return err
+	}
+	r.notify(ctx, EventStageFailed, *ro)
+	return r.finishFailed(ctx, des, ro)
+}
+
+// waitingPrefix starts the Reason of a rollout waiting for a window.
+const waitingPrefix = "waiting: "
+
+// wait records that the rollout waits for a maintenance window. Nothing is
+// written when it already waited for the same time (every poll resumes a
+// waiting rollout).
+func (r *Reconciler) wait(ctx context.Context, ro *vulnzero.Rollout, res stageResult) error {
+	hosts := res.deferred
+	if len(hosts) > 5 {
+		hosts = append(slices.Clone(hosts[:5]), fmt.Sprintf("and %d more", len(res.deferred)-5))
+	}
+	reason := waitingPrefix + fmt.Sprintf("%d host(s) outside their maintenance window: %s", len(res.deferred), strings.Join(hosts, ", "))
+	if res.nextOpen.IsZero() {
+		reason += " (no window opens within a year)"
+	}
+	if ro.State == vulnzero.RolloutWaiting && ro.WaitUntil.Equal(res.nextOpen) && ro.Reason == reason {
+		return nil
+	}
+	prev := ro.State
+	ro.State, ro.WaitUntil, ro.Reason = vulnzero.RolloutWaiting, res.nextOpen, reason
+	r.log.Info("rollout waiting for a maintenance window", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1,
+		"hosts", len(res.deferred), "next", res.nextOpen)
 	return r.save(ctx, ro, prev)
+}
+
+// pause records that an operator paused the rollout. A waiting rollout
+// forgets its window (it is looked up again on resume); a soaking one keeps
+// the end of its soak.
+func (r *Reconciler) pause(ctx context.Context, ro *vulnzero.Rollout, ctl Control) error {
+	if ro.State == vulnzero.RolloutPaused {
+		return nil
+	}
+	prev := ro.State
+	if prev == vulnzero.RolloutWaiting {
+		ro.WaitUntil, ro.Reason = time.Time{}, ""
+	}
+	ro.State = vulnzero.RolloutPaused
+	r.log.Info("rollout paused", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1, "by", ctl.By)
+	return r.save(ctx, ro, prev)
+}
+
+// abort records an operator's abort (state failed, reason "aborted by
+// operator …") and rolls back; a restart in the middle resumes in
+// finishAborted.
+func (r *Reconciler) abort(ctx context.Context, des Desired, ro *vulnzero.Rollout, ctl Control) error {
+	prev := ro.State
+	ro.State, ro.WaitUntil = vulnzero.RolloutFailed, time.Time{}
+	ro.Reason = reasonAborted + ctl.describe() + fmt.Sprintf(" in stage %d of %d", min(ro.Stage+1, len(ro.Stages)), len(ro.Stages))
+	r.log.Warn("rollout aborted", "rollout", ro.ID, "patch", ro.PatchID, "by", ctl.By)
+	if err := r.save(ctx, ro, prev); err != nil {
+		return err
+	}
+	return r.finishAborted(ctx, des, ro)
+}
+
+// finishAborted rolls back every host an aborted rollout touched and ends
+// it rolled_back. Unlike a failure it writes no revert and quarantines
+// nothing: a person stopped it, nothing was proven wrong. Plan does not
+// start the revision again (its rollout ended rolled_back) until main
+// changes it.
+func (r *Reconciler) finishAborted(ctx context.Context, des Desired, ro *vulnzero.Rollout) error {
+	timeout := DefaultRollbackTimeout
+	if dp, ok := desiredPatch(des, ro.PatchID, ro.Revision); ok {
+		timeout = cmp.Or(dp.Patch.Timeouts.Rollback, timeout)
+	}
+	fails, err := r.rollbackTouched(ctx, des, ro, timeout)
+	if err != nil {
+		return err
+	}
+	if len(fails) > 0 && !strings.Contains(ro.Reason, "; rollback ") {
+		ro.Reason += "; rollback " + joinFailures(fails)
+	}
+	prev := ro.State
+	ro.State = vulnzero.RolloutRolledBack
+	if len(fails) > 0 {
+		r.notify(ctx, EventRollbackFailed, *ro)
+	}
+	r.notify(ctx, EventAborted, *ro)
+	if err := r.save(ctx, ro, prev); err != nil {
+		return err
+	}
+	r.m.Rollbacks.WithLabelValues("aborted").Inc()
+	return nil
+}
+
+// soak waits a stage's soak time. Its end is recorded first (WaitUntil), so
+// a restarted reconciler waits only what is left. An operator's pause or
+// abort cuts it short (interrupted).
+func (r *Reconciler) soak(ctx context.Context, ro *vulnzero.Rollout, st vulnzero.Stage) (interrupted bool, err error) {
+	d := st.Soak
+	if ro.WaitUntil.IsZero() {
+		ro.WaitUntil = r.cfg.Now().Add(d)
+		if err := r.save(ctx, ro, ro.State); err != nil {
+			return false, err
+		}
+	} else {
+		d = ro.WaitUntil.Sub(r.cfg.Now())
+	}
+	if d <= 0 {
+		return false, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := r.watchControl(wctx, ro.ID, cancel)
+	err = r.cfg.Wait(wctx, d)
+	stop()
+	switch {
+	case ctx.Err() != nil:
+		return false, fmt.Errorf("soak rollout %d stage %d: %w", ro.ID, ro.Stage+1, ctx.Err())
+	case wctx.Err() != nil:
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("soak rollout %d stage %d: %w", ro.ID, ro.Stage+1, err)
+	}
+	return false, nil
 }
 
 // stageFailure names the stage, and the first failed host and phase.
@@ -180,18 +443,6 @@ func stageFailure(i int, st vulnzero.Stage, fails []hostFailure) string {
 		s += fmt.Sprintf(" (and %d more host(s); %d allowed)", len(fails)-1, st.MaxFailures)
 	}
 	return s
-}
-
-func (r *Reconciler) maxParallel(des Desired, dp vulnzero.DesiredPatch) int {
-	pols := des.Policies
-	if len(pols.Rollouts) == 0 {
-		pols = policies.Defaults()
-	}
-	spec, _ := pols.RolloutFor(dp.Patch, targetHosts(des.Inventory, dp.Patch))
-	if spec.MaxParallel > 0 {
-		return spec.MaxParallel
-	}
-	return DefaultMaxParallel
 }
 
 func targetHosts(inv vulnzero.Inventory, p vulnzero.Patch) []vulnzero.Host {
@@ -204,55 +455,126 @@ func targetHosts(inv vulnzero.Inventory, p vulnzero.Patch) []vulnzero.Host {
 	return hs
 }
 
-// applyStage applies the revision on a stage's hosts, at most par at once.
-// Once failures exceed the stage's budget no new host is dispatched; hosts
-// in flight finish. It returns the failed hosts, sorted.
-func (r *Reconciler) applyStage(ctx context.Context, des Desired, dp vulnzero.DesiredPatch, ro *vulnzero.Rollout, st vulnzero.Stage, par int) ([]hostFailure, error) {
+// stageResult is how a stage's dispatch ended.
+type stageResult struct {
+	fails []hostFailure // sorted by host
+	// deferred are hosts not started because their maintenance window is
+	// closed; nextOpen is the earliest time one of them may start (zero:
+	// none within a year).
+	deferred []string
+	nextOpen time.Time
+	// interrupted: an operator paused or aborted the rollout, so no more
+	// hosts were dispatched.
+	interrupted bool
+}
+
+// applyStage applies the revision on a stage's hosts, at most MaxParallel
+// at once (a sliding window: a host starts as soon as a slot frees). Before
+// each host starts it checks, in order: the failure budget (once exceeded,
+// no new host is dispatched), the operator's requests, and the host's
+// maintenance window (closed: the host is deferred). Hosts in flight always
+// finish. A host that already has a recorded step finishes whatever its
+// window says — it is mid-change.
+func (r *Reconciler) applyStage(ctx context.Context, des Desired, dp vulnzero.DesiredPatch, ro *vulnzero.Rollout, st vulnzero.Stage, env rolloutEnv) (stageResult, error) {
+	var res stageResult
 	steps, ledger, err := r.recorded(ctx, ro)
 	if err != nil {
-		return nil, err
+		return res, err
+	}
+	var todo []string
+	for _, h := range st.Hosts {
+		if le := ledger[h]; le == nil || le.Revision != ro.Revision || le.State != vulnzero.LedgerApplied {
+			todo = append(todo, h)
+		}
+	}
+	mayStart := func(h string) (bool, time.Time) {
+		if len(steps[h]) > 0 {
+			return true, time.Time{}
+		}
+		return env.window(des.Inventory, h, r.cfg.Now())
+	}
+	// Leave waiting only for a host that will really run now (one whose
+	// failure is already recorded runs nothing).
+	runsNow := func(h string) bool {
+		for _, s := range steps[h] {
+			if s.State == vulnzero.StepFailed {
+				return false
+			}
+		}
+		ok, _ := mayStart(h)
+		return ok
+	}
+	if ro.State == vulnzero.RolloutWaiting && slices.ContainsFunc(todo, runsNow) {
+		prev := ro.State
+		ro.State, ro.WaitUntil, ro.Reason = vulnzero.RolloutProgressing, time.Time{}, ""
+		r.log.Info("maintenance window open", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1)
+		if err := r.save(ctx, ro, prev); err != nil {
+			return res, err
+		}
+	}
+	par := st.MaxParallel
+	if par <= 0 {
+		par = env.par
 	}
 	var (
-		mu    sync.Mutex
-		fails []hostFailure
-		errs  []error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, par)
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, par)
 	)
-	for _, h := range st.Hosts {
+	for _, h := range todo {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		mu.Lock()
-		halt := len(fails) > st.MaxFailures || len(errs) > 0 || ctx.Err() != nil
+		halt := len(res.fails) > st.MaxFailures || len(errs) > 0 || ctx.Err() != nil
 		mu.Unlock()
 		if halt {
 			break
+		}
+		ctl, err := r.control(ctx, ro.ID)
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			break
+		}
+		if ctl.Paused || ctl.Aborted {
+			res.interrupted = true
+			break
+		}
+		if ok, next := mayStart(h); !ok {
+			res.deferred = append(res.deferred, h)
+			if !next.IsZero() && (res.nextOpen.IsZero() || next.Before(res.nextOpen)) {
+				res.nextOpen = next
+			}
+			<-sem
+			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			f, err := r.applyHost(ctx, des, dp, ro, h, steps[h], ledger[h])
+			f, err := r.applyHost(ctx, des, dp, ro, st, env, h, steps[h], ledger[h])
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
 			} else if f != nil {
-				fails = append(fails, *f)
+				res.fails = append(res.fails, *f)
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return res, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("rollout %d stage %d: %w", ro.ID, ro.Stage+1, err)
+		return res, fmt.Errorf("rollout %d stage %d: %w", ro.ID, ro.Stage+1, err)
 	}
-	slices.SortFunc(fails, func(a, b hostFailure) int { return cmp.Compare(a.Host, b.Host) })
-	return fails, nil
+	slices.SortFunc(res.fails, func(a, b hostFailure) int { return cmp.Compare(a.Host, b.Host) })
+	return res, nil
 }
 
 // recorded reads what the store holds for a rollout: its host steps (host →
@@ -282,26 +604,29 @@ func (r *Reconciler) recorded(ctx context.Context, ro *vulnzero.Rollout) (map[st
 	return steps, ledger, nil
 }
 
-var applyPhases = []vulnzero.Phase{vulnzero.PhaseApply, vulnzero.PhaseVerify, vulnzero.PhaseHealth}
+// applyPhases run in this order on each host; reboot only when the patch
+// asks for it (see rebootNeeded).
+var applyPhases = []vulnzero.Phase{vulnzero.PhaseApply, vulnzero.PhaseReboot, vulnzero.PhaseVerify, vulnzero.PhaseHealth}
 
-// applyHost runs apply.sh → verify.sh → health checks on one host, resuming
-// from what the store recorded:
+// applyHost runs apply.sh → reboot (when needed) → verify.sh → health
+// checks on one host, resuming from what the store recorded:
 //
 //   - the ledger already says this revision is applied: nothing runs;
 //   - a phase recorded as failed: the host stays failed (the decision was
 //     made before a restart; retrying could hide a flaky host);
-//   - a phase recorded as succeeded is not run again;
+//   - a phase recorded as succeeded (or skipped) is not run again;
 //   - a phase recorded as started, with no result, runs again. apply.sh is
 //     idempotent by contract (the twin proves it by applying twice), so
 //     re-running a step that may or may not have finished is safe, while
-//     skipping it could leave a host unpatched but marked applied.
+//     skipping it could leave a host unpatched but marked applied. A
+//     started reboot first looks for a new boot id (see reboot).
 //
 // Before anything runs the ledger says applying (with the scripts, so the
 // host can be rolled back even if main loses the patch); after, applied or
 // failed. A nil failure means the host succeeded; an error means the run
 // stopped (store failure, shutdown) and the host is to be resumed.
-func (r *Reconciler) applyHost(ctx context.Context, des Desired, dp vulnzero.DesiredPatch, ro *vulnzero.Rollout, name string,
-	prior map[vulnzero.Phase]vulnzero.HostStep, le *vulnzero.LedgerEntry) (*hostFailure, error) {
+func (r *Reconciler) applyHost(ctx context.Context, des Desired, dp vulnzero.DesiredPatch, ro *vulnzero.Rollout, st vulnzero.Stage, env rolloutEnv,
+	name string, prior map[vulnzero.Phase]vulnzero.HostStep, le *vulnzero.LedgerEntry) (*hostFailure, error) {
 	if le != nil && le.Revision == ro.Revision && le.State == vulnzero.LedgerApplied {
 		return nil, nil
 	}
@@ -324,8 +649,9 @@ func (r *Reconciler) applyHost(ctx context.Context, des Desired, dp vulnzero.Des
 		return nil, err
 	}
 	p := dp.Patch
+	applyOut := prior[vulnzero.PhaseApply].Stdout
 	for _, ph := range applyPhases {
-		if prior[ph].State == vulnzero.StepSucceeded {
+		if s := prior[ph].State; s == vulnzero.StepSucceeded || s == vulnzero.StepSkipped {
 			continue
 		}
 		var step vulnzero.HostStep
@@ -333,18 +659,29 @@ func (r *Reconciler) applyHost(ctx context.Context, des Desired, dp vulnzero.Des
 		switch ph {
 		case vulnzero.PhaseApply:
 			step, err = r.runStep(ctx, ro, host, ph, p.Scripts.Apply, cmp.Or(p.Timeouts.Apply, DefaultApplyTimeout))
+			applyOut = step.Stdout
+		case vulnzero.PhaseReboot:
+			switch rebootNeeded(p.Reboot, applyOut) {
+			case rebootNo:
+				continue
+			case rebootPending:
+				step, err = r.pendingReboot(ctx, ro, host)
+			case rebootNow:
+				step, err = r.reboot(ctx, ro, host, env, prior[ph])
+			}
 		case vulnzero.PhaseVerify:
 			step, err = r.runStep(ctx, ro, host, ph, p.Scripts.Verify, cmp.Or(p.Timeouts.Verify, DefaultVerifyTimeout))
 		case vulnzero.PhaseHealth:
-			if len(p.HealthChecks) == 0 {
+			checks := slices.Concat(p.HealthChecks, env.pol.HealthChecks)
+			if len(checks) == 0 {
 				continue
 			}
-			step, err = r.runHealth(ctx, ro, host, p.HealthChecks, cmp.Or(p.Timeouts.Verify, DefaultVerifyTimeout))
+			step, err = r.runHealth(ctx, ro, host, checks, cmp.Or(p.Timeouts.Verify, DefaultVerifyTimeout), st)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if step.State != vulnzero.StepSucceeded {
+		if step.State == vulnzero.StepFailed {
 			entry.State = vulnzero.LedgerFailed
 			if err := r.putLedger(ctx, entry); err != nil {
 				return nil, err
@@ -383,13 +720,46 @@ func (r *Reconciler) command(ro *vulnzero.Rollout, host vulnzero.Host, ph vulnze
 	}
 }
 
-// exec runs one command with its own timeout and classifies the outcome for
-// the metrics: ok, failed (non-zero exit) or error (could not run). A
-// shutdown (ctx ended) is returned as an error, not as a host result.
-func (r *Reconciler) exec(ctx context.Context, host vulnzero.Host, ph vulnzero.Phase, cmd fleet.Command) (fleet.Result, string, error) {
-	cctx, cancel := context.WithTimeout(ctx, cmd.Timeout)
+// run runs one command with its own timeout. A Runner that has not
+// returned abandonGrace after the timeout is given up on (its goroutine is
+// left to end on its own) and the host counts as unreachable: one hanging
+// host never stalls a stage.
+func (r *Reconciler) run(ctx context.Context, host vulnzero.Host, cmd fleet.Command) (fleet.Result, error) {
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if cmd.Timeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, cmd.Timeout)
+	}
 	defer cancel()
-	res, err := r.cfg.Runner.Run(cctx, host, cmd)
+	type result struct {
+		res fleet.Result
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		res, err := r.cfg.Runner.Run(cctx, host, cmd)
+		ch <- result{res, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-cctx.Done():
+	}
+	grace := time.NewTimer(abandonGrace)
+	defer grace.Stop()
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-grace.C:
+		r.log.Error("command outlived its timeout; host given up on", "host", host.Name, "phase", cmd.Env["VZ_PHASE"], "timeout", cmd.Timeout)
+		return fleet.Result{Host: host.Name, ExitCode: -1}, fmt.Errorf("no result %s after the %s timeout: %w: %w", abandonGrace, cmd.Timeout, cctx.Err(), vulnzero.ErrUnreachable)
+	}
+}
+
+// exec runs one command (see run) and classifies the outcome for the
+// metrics: ok, failed (non-zero exit) or error (could not run, timed out).
+// A shutdown (ctx ended) is returned as an error, not as a host result.
+func (r *Reconciler) exec(ctx context.Context, host vulnzero.Host, ph vulnzero.Phase, cmd fleet.Command) (fleet.Result, string, error) {
+	res, err := r.run(ctx, host, cmd)
 	if err != nil && ctx.Err() != nil {
 		return res, "", fmt.Errorf("%s on %s: %w", ph, host.Name, ctx.Err())
 	}
@@ -412,11 +782,18 @@ func (r *Reconciler) exec(ctx context.Context, host vulnzero.Host, ph vulnzero.P
 // result could not be recorded or the run was cut short by shutdown, and the
 // step stays "started" so a resume runs it again.
 func (r *Reconciler) runStep(ctx context.Context, ro *vulnzero.Rollout, host vulnzero.Host, ph vulnzero.Phase, script []byte, timeout time.Duration) (vulnzero.HostStep, error) {
-	step := vulnzero.HostStep{RolloutID: ro.ID, Host: host.Name, Phase: ph, State: vulnzero.StepStarted, StartedAt: r.cfg.Now()}
+	return r.runCmd(ctx, ro, host.Name, host, ph, r.command(ro, host, ph, script, timeout))
+}
+
+// runCmd is runStep for any command, recorded under stepHost (a host name,
+// or a rollout-level key such as "switch:green").
+func (r *Reconciler) runCmd(ctx context.Context, ro *vulnzero.Rollout, stepHost string, host vulnzero.Host, ph vulnzero.Phase, cmd fleet.Command) (vulnzero.HostStep, error) {
+	step := vulnzero.HostStep{RolloutID: ro.ID, Host: stepHost, Phase: ph, State: vulnzero.StepStarted, StartedAt: r.cfg.Now()}
 	if err := r.putStep(ctx, step); err != nil {
 		return step, err
 	}
-	res, result, err := r.exec(ctx, host, ph, r.command(ro, host, ph, script, timeout))
+	r.firstCommand(ro.ID)
+	res, result, err := r.exec(ctx, host, ph, cmd)
 	if err != nil && result == "" {
 		return step, err
 	}
@@ -431,32 +808,58 @@ func (r *Reconciler) runStep(ctx context.Context, ro *vulnzero.Rollout, host vul
 	return step, r.putStep(ctx, step)
 }
 
-// runHealth runs a patch's health checks one after another as one step
-// (phase health); the first failing check fails it and is named. Output of
-// every check run is kept, each under a "== name ==" header.
-func (r *Reconciler) runHealth(ctx context.Context, ro *vulnzero.Rollout, host vulnzero.Host, checks []vulnzero.HealthCheck, timeout time.Duration) (vulnzero.HostStep, error) {
+// firstCommand observes the merge-to-first-host metric at the first host
+// command of a rollout this process created.
+func (r *Reconciler) firstCommand(id int64) {
+	if v, ok := r.firstCmd.LoadAndDelete(id); ok {
+		r.m.MergeToFirstHost.Observe(max(r.cfg.Now().Sub(v.(time.Time)), 0).Seconds())
+	}
+}
+
+// runHealth runs health checks one after another as one step (phase
+// health); the first failing check fails it and is named. A check is tried
+// up to the stage's consecutive error limit, CheckInterval apart, and
+// passes at its first success: a service restarting after an upgrade is
+// not a failed host. Output of every attempt is kept under a "== name =="
+// header.
+func (r *Reconciler) runHealth(ctx context.Context, ro *vulnzero.Rollout, host vulnzero.Host, checks []vulnzero.HealthCheck, timeout time.Duration, st vulnzero.Stage) (vulnzero.HostStep, error) {
 	ph := vulnzero.PhaseHealth
 	step := vulnzero.HostStep{RolloutID: ro.ID, Host: host.Name, Phase: ph, State: vulnzero.StepStarted, StartedAt: r.cfg.Now()}
 	if err := r.putStep(ctx, step); err != nil {
 		return step, err
 	}
+	limit, interval := max(st.ConsecutiveErrorLimit, 1), cmp.Or(st.CheckInterval, DefaultCheckInterval)
 	var stdout, stderr strings.Builder
 	step.State = vulnzero.StepSucceeded
+checks:
 	for _, hc := range checks {
-		res, result, err := r.exec(ctx, host, ph, r.command(ro, host, ph, []byte(hc.Command), timeout))
-		if err != nil && result == "" {
-			return step, err
-		}
-		fmt.Fprintf(&stdout, "== %s ==\n%s", hc.Name, res.Stdout)
-		fmt.Fprintf(&stderr, "== %s ==\n%s", hc.Name, res.Stderr)
-		step.ExitCode = res.ExitCode
-		if err != nil {
-			step.State, step.Error = vulnzero.StepFailed, fmt.Sprintf("health check %q: %v", hc.Name, err)
-			break
-		}
-		if res.ExitCode != 0 {
-			step.State, step.Error = vulnzero.StepFailed, fmt.Sprintf("health check %q: exit status %d", hc.Name, res.ExitCode)
-			break
+		for attempt := 1; ; attempt++ {
+			res, result, err := r.exec(ctx, host, ph, r.command(ro, host, ph, []byte(hc.Command), timeout))
+			if err != nil && result == "" {
+				return step, err
+			}
+			fmt.Fprintf(&stdout, "== %s ==\n%s", hc.Name, res.Stdout)
+			fmt.Fprintf(&stderr, "== %s ==\n%s", hc.Name, res.Stderr)
+			step.ExitCode = res.ExitCode
+			var why string
+			switch {
+			case err != nil:
+				why = err.Error()
+			case res.ExitCode != 0:
+				why = fmt.Sprintf("exit status %d", res.ExitCode)
+			default:
+				continue checks
+			}
+			if attempt >= limit {
+				step.State, step.Error = vulnzero.StepFailed, fmt.Sprintf("health check %q: %s", hc.Name, why)
+				if limit > 1 {
+					step.Error += fmt.Sprintf(" (%d attempts in a row)", attempt)
+				}
+				break checks
+			}
+			if err := r.cfg.Wait(ctx, interval); err != nil {
+				return step, fmt.Errorf("health check %q on %s: %w", hc.Name, host.Name, err)
+			}
 		}
 	}
 	step.Stdout, step.Stderr, step.FinishedAt = stdout.String(), stderr.String(), r.cfg.Now()
@@ -470,6 +873,12 @@ func (r *Reconciler) putStep(ctx context.Context, s vulnzero.HostStep) error {
 	return nil
 }
 
+// revertMode is how the policy in force wants a revert of dp written.
+func (r *Reconciler) revertMode(des Desired, dp vulnzero.DesiredPatch) string {
+	_, pol := r.policySet(des).RolloutFor(dp.Patch, targetHosts(des.Inventory, dp.Patch))
+	return cmp.Or(pol.Revert, policies.RevertPush)
+}
+
 // finishFailed completes a failed apply rollout: it rolls back every host
 // this rollout touched, writes the revert, quarantines the revision, tells
 // people, and records rolled_back. Each part is safe to repeat, so a
@@ -478,11 +887,13 @@ func (r *Reconciler) putStep(ctx context.Context, s vulnzero.HostStep) error {
 // longer holds the revision by then, no revert is written (it would undo
 // what main holds now) and the Reason says so.
 //
-// A Reverter error is kept in the Reason and the revision is quarantined
-// anyway: the hosts are safe either way, and a person can revert by hand.
-// Hosts whose rollback.sh fails keep a non-rolled-back ledger entry, so
-// once the revert removes the patch from main the next reconcile retries
-// them as a removed patch.
+// The revert is pushed onto main, or opened as a revert pull request when
+// the policy's revert mode is pull-request (Config.PRReverter; without one
+// no revert is written and the Reason says why). A Reverter error is kept
+// in the Reason and the revision is quarantined anyway: the hosts are safe
+// either way, and a person can revert by hand. Hosts whose rollback.sh
+// fails keep a non-rolled-back ledger entry, so once the revert removes the
+// patch from main the next reconcile retries them as a removed patch.
 func (r *Reconciler) finishFailed(ctx context.Context, des Desired, ro *vulnzero.Rollout) error {
 	timeout := DefaultRollbackTimeout
 	if dp, ok := desiredPatch(des, ro.PatchID, ro.Revision); ok {
@@ -495,27 +906,37 @@ func (r *Reconciler) finishFailed(ctx context.Context, des Desired, ro *vulnzero
 	if len(fails) > 0 && !strings.Contains(ro.Reason, "; rollback ") {
 		ro.Reason += "; rollback " + joinFailures(fails)
 	}
-	_, onMain := desiredPatch(des, ro.PatchID, ro.Revision)
+	dp, onMain := desiredPatch(des, ro.PatchID, ro.Revision)
 	if ro.RevertSHA == "" && !onMain && !strings.Contains(ro.Reason, "; revert skipped") {
 		// Main moved on while this rollout was failing (a restart came in
 		// between): reverting now would undo whatever main holds instead.
 		ro.Reason += "; revert skipped: main no longer holds revision " + ro.Revision.Short()
 	}
 	if ro.RevertSHA == "" && onMain {
-		sha, err := r.cfg.Reverter.RevertPatch(ctx, ro.PatchID, ro.Revision, ro.Reason)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("revert %s@%s: %w", ro.PatchID, ro.Revision.Short(), ctx.Err())
-			}
-			r.log.Error("revert", "rollout", ro.ID, "patch", ro.PatchID, "err", err)
-			if !strings.Contains(ro.Reason, "; revert: ") {
-				ro.Reason += "; revert: " + err.Error()
-			}
+		reverter := r.cfg.Reverter
+		if r.revertMode(des, dp) == policies.RevertPullRequest {
+			reverter = r.cfg.PRReverter
 		}
-		ro.RevertSHA = sha
-		// Record the SHA at once so a restart does not write a second revert.
-		if err := r.save(ctx, ro, ro.State); err != nil {
-			return err
+		if reverter == nil {
+			if !strings.Contains(ro.Reason, "; revert not written") {
+				ro.Reason += "; revert not written: the policy asks for a revert pull request and none can be opened here"
+			}
+		} else {
+			sha, err := reverter.RevertPatch(ctx, ro.PatchID, ro.Revision, ro.Reason)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("revert %s@%s: %w", ro.PatchID, ro.Revision.Short(), ctx.Err())
+				}
+				r.log.Error("revert", "rollout", ro.ID, "patch", ro.PatchID, "err", err)
+				if !strings.Contains(ro.Reason, "; revert: ") {
+					ro.Reason += "; revert: " + err.Error()
+				}
+			}
+			ro.RevertSHA = sha
+			// Record the SHA at once so a restart does not write a second revert.
+			if err := r.save(ctx, ro, ro.State); err != nil {
+				return err
+			}
 		}
 	}
 	q := vulnzero.Quarantine{PatchID: ro.PatchID, Revision: ro.Revision, Reason: ro.Reason, At: r.cfg.Now()}
@@ -524,11 +945,13 @@ func (r *Reconciler) finishFailed(ctx context.Context, des Desired, ro *vulnzero
 	}
 	prev := ro.State
 	ro.State = vulnzero.RolloutRolledBack
-	if r.cfg.Notifier != nil {
-		if err := r.cfg.Notifier.RolloutFailed(ctx, *ro); err != nil {
-			r.log.Error("notify rollout failed", "rollout", ro.ID, "patch", ro.PatchID, "err", err)
-		}
+	// Notify before the final save: a crash in between resumes here and the
+	// store's record of sent events keeps it from sending twice; the other
+	// order could lose the notification.
+	if len(fails) > 0 {
+		r.notify(ctx, EventRollbackFailed, *ro)
 	}
+	r.notify(ctx, EventRolledBack, *ro)
 	if err := r.save(ctx, ro, prev); err != nil {
 		return err
 	}
@@ -555,9 +978,10 @@ func (r *Reconciler) supersede(ctx context.Context, des Desired, ro *vulnzero.Ro
 	}
 	if len(fails) > 0 {
 		ro.Reason += "; rollback " + joinFailures(fails)
+		r.notify(ctx, EventRollbackFailed, *ro)
 	}
 	prev := ro.State
-	ro.State = vulnzero.RolloutRolledBack
+	ro.State, ro.WaitUntil = vulnzero.RolloutRolledBack, time.Time{}
 	if err := r.save(ctx, ro, prev); err != nil {
 		return err
 	}
@@ -567,6 +991,11 @@ func (r *Reconciler) supersede(ctx context.Context, des Desired, ro *vulnzero.Ro
 
 // rollbackTouched runs the ledger's rollback.sh on every host this rollout
 // touched (ledger applying, applied or failed for its revision and ID).
+//
+// A blue-green rollout that already moved traffic is undone in the order
+// that keeps traffic on good hosts: first the old group (idle now, and the
+// rollback target) is rolled back, then traffic switches back to it, then
+// the rest is rolled back.
 func (r *Reconciler) rollbackTouched(ctx context.Context, des Desired, ro *vulnzero.Rollout, timeout time.Duration) ([]hostFailure, error) {
 	steps, ledger, err := r.recorded(ctx, ro)
 	if err != nil {
@@ -578,7 +1007,52 @@ func (r *Reconciler) rollbackTouched(ctx context.Context, des Desired, ro *vulnz
 			touched = append(touched, *e)
 		}
 	}
-	return r.rollbackHosts(ctx, des, ro, touched, steps, timeout)
+	sw := switchStage(ro)
+	if sw == nil || sw.SwitchFrom == "" || ro.ActiveGroup != sw.SwitchTo {
+		return r.rollbackHosts(ctx, des, ro, touched, steps, timeout)
+	}
+	inTarget := map[string]bool{}
+	for _, st := range ro.Stages {
+		if st.Group == sw.SwitchFrom {
+			for _, h := range st.Hosts {
+				inTarget[h] = true
+			}
+		}
+	}
+	var first, rest []vulnzero.LedgerEntry
+	for _, e := range touched {
+		if inTarget[e.Host] {
+			first = append(first, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	fails, err := r.rollbackHosts(ctx, des, ro, first, steps, timeout)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.switchTraffic(ctx, des, ro, r.envForHosts(des, stageHosts(ro.Stages)), sw.SwitchTo, sw.SwitchFrom)
+	if err != nil {
+		return nil, err
+	}
+	if f != nil {
+		fails = append(fails, *f)
+	}
+	more, err := r.rollbackHosts(ctx, des, ro, rest, steps, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return append(fails, more...), nil
+}
+
+// switchStage is the blue-green stage that moves traffic, if any.
+func switchStage(ro *vulnzero.Rollout) *vulnzero.Stage {
+	for i := range ro.Stages {
+		if ro.Stages[i].SwitchTo != "" {
+			return &ro.Stages[i]
+		}
+	}
+	return nil
 }
 
 // runRollback drives a rollback rollout (a patch, or a revision of it, left
@@ -604,8 +1078,10 @@ func (r *Reconciler) runRollback(ctx context.Context, des Desired, ro *vulnzero.
 	prev := ro.State
 	if len(fails) > 0 {
 		ro.State, ro.Reason = vulnzero.RolloutFailed, "rollback "+joinFailures(fails)
+		r.notify(ctx, EventRollbackFailed, *ro)
 	} else {
 		ro.State, ro.Reason = vulnzero.RolloutSucceeded, ""
+		r.notify(ctx, EventRemoved, *ro)
 		r.m.Rollbacks.WithLabelValues("removed").Inc()
 	}
 	return r.save(ctx, ro, prev)
@@ -613,7 +1089,8 @@ func (r *Reconciler) runRollback(ctx context.Context, des Desired, ro *vulnzero.
 
 // rollbackHosts rolls entries back, DefaultMaxParallel at once. Every host
 // is attempted: a rollback does not halt on failures, since each host it
-// skips stays patched with a revision nobody wants.
+// skips stays patched with a revision nobody wants. Rollbacks ignore
+// maintenance windows: they restore the state the window protected.
 func (r *Reconciler) rollbackHosts(ctx context.Context, des Desired, ro *vulnzero.Rollout, entries []vulnzero.LedgerEntry,
 	steps map[string]map[vulnzero.Phase]vulnzero.HostStep, timeout time.Duration) ([]hostFailure, error) {
 	slices.SortFunc(entries, func(a, b vulnzero.LedgerEntry) int { return cmp.Compare(a.Host, b.Host) })

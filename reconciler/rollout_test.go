@@ -56,18 +56,27 @@ type fakeRunner struct {
 	hosts map[string]behaviour
 	// hook runs before a command returns (used to simulate a crash).
 	hook func(ctx context.Context, c call) error
+	// respond, when set and handled, decides a command's result instead of
+	// the host's behaviour (boot ids, reboots, stage checks).
+	respond func(ctx context.Context, c call) (res fleet.Result, err error, handled bool)
 }
 
 func (f *fakeRunner) Run(ctx context.Context, h vulnzero.Host, cmd fleet.Command) (fleet.Result, error) {
 	c := call{Host: h.Name, Phase: vulnzero.Phase(cmd.Env["VZ_PHASE"]), Script: string(cmd.Script), Env: cmd.Env, Timeout: cmd.Timeout}
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
-	b, hook := f.hosts[h.Name], f.hook
+	b, hook, respond := f.hosts[h.Name], f.hook, f.respond
 	f.mu.Unlock()
 	res := fleet.Result{Host: h.Name, Started: time.Now(), Stdout: "ran " + string(c.Phase) + "\n"}
 	if hook != nil {
 		if err := hook(ctx, c); err != nil {
 			return res, err
+		}
+	}
+	if respond != nil {
+		if r, err, ok := respond(ctx, c); ok {
+			r.Host = h.Name
+			return r, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -159,15 +168,26 @@ func (f *fakeReverter) RevertPatch(_ context.Context, id string, rev vulnzero.Re
 }
 
 type fakeNotifier struct {
-	mu    sync.Mutex
-	calls []vulnzero.Rollout
+	mu     sync.Mutex
+	events []Event
 }
 
-func (f *fakeNotifier) RolloutFailed(_ context.Context, r vulnzero.Rollout) error {
+func (f *fakeNotifier) Notify(_ context.Context, e Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, r)
+	f.events = append(f.events, e)
 	return nil
+}
+
+// kinds lists the events received, as "kind:rollout".
+func (f *fakeNotifier) kinds() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s []string
+	for _, e := range f.events {
+		s = append(s, fmt.Sprintf("%s:%d", e.Kind, e.Rollout.ID))
+	}
+	return strings.Join(s, " ")
 }
 
 // env is a reconciler over a real SQLite store (a temp file) with fake
@@ -182,9 +202,17 @@ type env struct {
 	m      *Metrics
 	r      *Reconciler
 
+	// configure, when set, edits the Config of every reconciler built.
+	configure func(*Config)
+
 	mu    sync.Mutex
 	waits []time.Duration
+	// skew moves the clock: Now is base + skew + one second per call.
+	skew atomic.Int64
 }
+
+// advance moves the reconciler's clock forward.
+func (e *env) advance(d time.Duration) { e.skew.Add(int64(d)) }
 
 func testPatch(rev vulnzero.Revision) vulnzero.DesiredPatch {
 	return vulnzero.DesiredPatch{Revision: rev, Commit: "commit-" + string(rev), Patch: vulnzero.Patch{
@@ -235,9 +263,11 @@ func newEnv(t *testing.T, hosts int, patches ...vulnzero.DesiredPatch) *env {
 func (e *env) newReconciler() *Reconciler {
 	var tick atomic.Int64
 	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	r, err := New(Config{
+	cfg := Config{
 		Source: e.source, Runner: e.runner, Store: e.store, Reverter: e.revert, Notifier: e.notify,
-		Now: func() time.Time { return base.Add(time.Duration(tick.Add(1)) * time.Second) },
+		Now: func() time.Time {
+			return base.Add(time.Duration(tick.Add(1))*time.Second + time.Duration(e.skew.Load()))
+		},
 		Wait: func(ctx context.Context, d time.Duration) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -245,7 +275,11 @@ func (e *env) newReconciler() *Reconciler {
 			return ctx.Err()
 		},
 		Metrics: e.m,
-	})
+	}
+	if e.configure != nil {
+		e.configure(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -441,8 +475,8 @@ func TestCanaryFailureRollsBackOnlyTheCanary(t *testing.T) {
 	if err != nil || len(q) != 1 || q[0].PatchID != patchID || q[0].Revision != "r1" {
 		t.Errorf("quarantined = %+v, %v; want r1", q, err)
 	}
-	if len(e.notify.calls) != 1 || e.notify.calls[0].ID != o.RolloutID || e.notify.calls[0].RevertSHA != "revert-sha-1" {
-		t.Errorf("notifier calls = %+v, want one with the revert SHA", e.notify.calls)
+	if got, want := e.notify.kinds(), fmt.Sprintf("failed:%d rolled_back:%d", o.RolloutID, o.RolloutID); got != want || e.notify.events[1].Rollout.RevertSHA != "revert-sha-1" {
+		t.Errorf("notifier events = %s (%+v), want %s, the last with the revert SHA", got, e.notify.events, want)
 	}
 	ro := e.rollout(o.RolloutID)
 	if ro.State != vulnzero.RolloutRolledBack || ro.RevertSHA != "revert-sha-1" || !strings.Contains(ro.Reason, "h01") {
