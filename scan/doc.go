@@ -3,7 +3,8 @@
 // A report is read as a stream: Parse yields one vulnzero.Finding at a time
 // and keeps memory flat whatever the size of the file (JSON is walked token
 // by token and only single vulnerabilities are decoded; CSV is read record
-// by record). The first bad byte ends the sequence with a
+// by record; XML element by element, with only one item decoded at a
+// time). The first bad byte ends the sequence with a
 // *vulnzero.PositionError naming the file, the line (and column, and the
 // element path for JSON) and the reason, so an import can fail whole with
 // nothing stored. A report without vulnerabilities yields nothing and no
@@ -100,6 +101,163 @@
 // The layout has no package columns, so these findings are tracked and
 // scored but cannot be grouped into a package patch. epss_score is not
 // read: EPSS enters at scoring time (remedy.ScoreInput).
+//
+// # Wazuh (FormatWazuh)
+//
+// Three shapes, told apart by content: the manager API ≤ 4.7
+// (GET /vulnerability/{agent}: data.affected_items), an indexer search
+// response of wazuh-states-vulnerabilities-* (4.8+: hits.hits[]._source;
+// wazuh-alerts-* documents are read too), and vulnerability-detector alerts
+// (alerts.json lines, or the bare {"vulnerability":…} payloads; NDJSON,
+// concatenated or one array).
+//
+//	finding     Wazuh
+//	Host        Options.Host, else agent.name (indexer, alerts), agent_name /
+//	            agent_ip (API exporters); the API body does not name the
+//	            agent, so an API response needs Options.Host (the agent of
+//	            the request) and is an error without one
+//	OS          host.os.platform + version (indexer only)
+//	Package     name / package.name; Installed the version
+//	Ecosystem   package.type (deb, rpm, …), else from the OS
+//	Fixed       from the condition: "Package less than X" gives X (an epoch
+//	            "0:" is dropped when the installed version has none);
+//	            "… less than or equal to X", "equal to", "unfixed" and
+//	            "default status" give no fix
+//	CVE         cve / vulnerability.id
+//	CVSS        cvss3_score else cvss2_score (0 is unknown); score.base;
+//	            alerts rebuild the vector only when every base metric is
+//	            there (the 4.8 detector omits attack complexity)
+//	FirstSeen   detection_time / detected_at / the alert's timestamp
+//
+// Alerts are events: they cover no host, and a "Solved" alert is not
+// imported. An indexer response is one page: Options.OnPage gets hits.total
+// and the last hit's sort values (search_after), or the scroll id; a
+// timed-out search or a failed shard is an error (a partial page), as is an
+// API response with failed_items.
+//
+//	Wazuh                         vulnzero
+//	Critical                      critical
+//	High                          high
+//	Medium                        medium
+//	Low                           low
+//	Untriaged, "-", anything else unknown
+//
+// # Qualys (FormatQualys)
+//
+// Host list detection output (VMDR API), ASSET_DATA_REPORT and SCAN
+// (scan-1.dtd) report XML, and the CSV exports (detection report, the VMDR
+// UI's QID- and CVE-centric exports with or without their preamble, the
+// monthly PCI export). Detection output names only QIDs: it needs the
+// KnowledgeBase (LoadQualysKB → Options.QualysKB) for titles, CVEs and
+// CVSS, and a detection whose QID the KB lacks is an error naming it — a
+// finding is never a bare number. The ASSET_DATA_REPORT carries its own
+// glossary (after the hosts: detections wait in a spool meanwhile); SCAN
+// reports and CSVs carry titles and CVEs inline and use the KB, when given,
+// only to fill what a row lacks.
+//
+//	finding     Qualys
+//	Host        Options.Host, else the FQDN (DNS_DATA), DNS, NETBIOS, IP, ID
+//	OS          free text read as family and version ("CentOS Linux 7.9" →
+//	            centos 7.9)
+//	Package     from the RESULTS table of authenticated checks (Package /
+//	            Installed Version / Required Version: Installed and Fixed);
+//	            otherwise the pseudo-package "qualys:<QID>", without a fix
+//	CVE         one finding per CVE of the QID; a QID without CVEs is
+//	            "QID-<n>" with its title
+//	CVSS        CVSS v3 base before v2 ("9.0 (AV:…)" gives score and vector)
+//	RuleID      the QID
+//	FirstSeen   FIRST_FOUND_DATETIME / FIRST_FOUND / First Detected
+//
+// Left out: information gathered (TYPE Info, Ig), fixed detections (STATUS
+// Fixed; the host stays covered, so a complete import closes them), and
+// ignored or disabled ones. Potential vulnerabilities (TYPE Potential,
+// PRACTICES, Practice) are imported. A truncation warning (CODE 1980) gives
+// Options.OnPage the URL of the next page.
+//
+//	Qualys level                     vulnzero
+//	5 Urgent                         critical
+//	4 Critical                       high
+//	3 Serious                        medium
+//	2 Medium, 1 Minimal              low
+//	(CSV words) Critical/High/Medium/Low as in the table for 5/4/3/2
+//
+// # Nessus (FormatNessus)
+//
+// The .nessus XML (NessusClientData_v2, under any file name) and the CSV
+// exports of Nessus Professional (default or all columns, and the newer
+// template whose scores lost their decimal point: a whole number above 10
+// is read as tenths), Tenable Vulnerability Management and Tenable Security
+// Center.
+//
+//	finding     Nessus
+//	Host        Options.Host, else host-fqdn, hostname, netbios-name,
+//	            ReportHost@name, host-ip (CSV: FQDN, DNS Name, Host, NetBios,
+//	            IP Address)
+//	OS          operating-system read as family and version ("Linux Kernel …
+//	            on CentOS release 6.3 (Final)" → centos 6.3)
+//	Package     the "Remote package installed : pixman-0.26.2-5.el6_4 /
+//	            Should be : pixman-0.26.2-5.1.el6_5" pairs of local checks
+//	            (RPM NEVRA, or Debian's name_version), one finding per
+//	            package; other plugins: the pseudo-package
+//	            "nessus:<plugin id>" without a fix, with Installed from
+//	            "Installed version :" when the output has it
+//	CVE         one finding per <cve>; a plugin without CVEs is
+//	            "NESSUS-<plugin id>"
+//	CVSS        cvss3 before cvss4 before cvss (v2, whose "CVSS2#" prefix is
+//	            dropped); bare v3 vectors get "CVSS:3.0/"
+//	RuleID      pluginID; Title the plugin name
+//
+// Informational results are left out: severity 0, risk factor None, and
+// (Nessus 4) severity 1 with no risk factor, CVE or score. Rows a
+// Tenable.io CSV marks Fixed are left out with their host covered.
+//
+//	Nessus risk factor / severity    vulnzero
+//	Critical / 4                     critical
+//	High / 3                         high
+//	Medium / 2                       medium
+//	Low / 1                          low
+//	None, Info / 0                   not imported
+//
+// # Tenable (FormatTenable)
+//
+// A chunk of a Tenable Vulnerability Management export (GET
+// /vulns/export/{uuid}/chunks/{n}: a JSON array). Fields map as for Nessus:
+// the asset's fqdn, hostname, netbios_name, a valid ipv4 (recorders write
+// "[REDACTED]") or uuid name the host; operating_system[0] the OS;
+// plugin.id, plugin.cve, plugin.cvss3_base_score with cvss3_vector.raw, and
+// the package lines of output; first_found is FirstSeen. severity
+// (info/low/medium/high/critical, else severity_id) maps as the Nessus
+// table; state FIXED is left out with its host covered. The export's status
+// document is recognised and rejected: it holds no findings.
+//
+// # Grype, OSV-Scanner and OpenVAS (FormatGrype, FormatOSV, FormatOpenVAS)
+//
+// The field mappings and severity tables are on the format constants.
+// Grype writes the host (source) and OS (distro) after its matches, and a
+// key-sorted OSV report has a result's packages before its source: such
+// findings wait in a spool (in memory up to a few thousand, then an
+// unlinked temporary file) until the host is known, so memory stays flat.
+// OpenVAS follows the conventions below: "openvas:<NVT OID>" for checks
+// that name no package, "OPENVAS-<NVT OID>" when there is no CVE.
+//
+// # Reading JSON fast
+//
+// The JSON walkers (Trivy, Grype, OSV) read through fastDecoder, a drop-in
+// for the part of *json.Decoder they use that gives the same tokens,
+// values, syntax error messages and offsets (differential fuzz tests hold
+// it to encoding/json), scans each byte once, and decodes a Trivy
+// vulnerability entry without reflection: the parse is about three times
+// faster than with encoding/json.
+//
+// # Conventions of the vendor formats
+//
+// The store keys findings by (host, package, CVE) and needs all three.
+// Network and application checks name no package a package manager could
+// upgrade, so they carry a pseudo-package "scanner:rule" whose colon no
+// package name has, and never a fixed version: VulnZero tracks and scores
+// them but proposes no patch for them. Scanner-reported fixed findings are
+// not emitted (the store would reopen them); a complete rescan closes them
+// instead.
 //
 // Findings carry Options.Source (or the file name) and the format as
 // Scanner, and Options.Now as FirstSeen (unless the report dates it) and

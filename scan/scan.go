@@ -44,6 +44,13 @@ type Options struct {
 	// importer can close findings a clean rescan no longer reports. A host
 	// may be reported more than once.
 	OnHost func(host string)
+	// QualysKB supplies titles, CVEs and CVSS for Qualys reports that name
+	// only QIDs (host list detection output); see LoadQualysKB.
+	QualysKB *QualysKB
+	// OnPage, when set, is called once a page of a paged API response (a
+	// Wazuh indexer search, a Wazuh API list, a Qualys host list) has been
+	// read, with what is needed to fetch the next page.
+	OnPage func(Page)
 }
 
 // parser is one format: how to recognise it and how to read it. A new
@@ -62,6 +69,13 @@ type parser struct {
 // layouts last because a header line is the weakest signal.
 var formats = []parser{
 	trivyParser,
+	grypeParser,
+	osvParser,
+	wazuhParser,
+	tenableParser,
+	qualysParser,
+	nessusParser,
+	openvasParser,
 	csvParser,
 }
 

@@ -113,11 +113,30 @@ func TestDetect(t *testing.T) {
 		{"defectdojo leading space", "Date,Title,CweId,epss_score,epss_percentile, Url,Severity\n", FormatCSV, nil},
 		{"empty", "", "", ErrEmpty},
 		{"whitespace", " \n\t\r\n", "", ErrEmpty},
-		{"grype json", `{"matches": [], "source": {}}`, "", vulnzero.ErrInvalid},
-		{"osv json", `{"results": []}`, "", vulnzero.ErrInvalid},
-		{"nessus csv", "Plugin ID,CVE,CVSS,Risk,Host,Protocol,Port,Name\n", "", vulnzero.ErrInvalid},
-		{"qualys csv", `"IP","Network","DNS","QID","Title","Severity"` + "\n", "", vulnzero.ErrInvalid},
-		{"xml", `<?xml version="1.0"?><NessusClientData_v2>`, "", vulnzero.ErrInvalid},
+		{"grype json", `{"matches": [], "source": {}}`, FormatGrype, nil},
+		{"osv json", `{"results": []}`, FormatOSV, nil},
+		{"osv json with sources", `{"results": [{"source": {"path": "go.mod"}, "packages": []}]}`, FormatOSV, nil},
+		{"openvas xml", `<report id="x" format_id="a994b278" extension="xml" content_type="text/xml">`, FormatOpenVAS, nil},
+		{"openvas gmp response", `<get_reports_response status="200"><report id="x">`, FormatOpenVAS, nil},
+		{"openvas csv", "IP,Hostname,Port,Port Protocol,CVSS,Severity,Solution Type,NVT Name,Summary,Specific Result,NVT OID,CVEs\n", FormatOpenVAS, nil},
+		{"nessus csv", "Plugin ID,CVE,CVSS,Risk,Host,Protocol,Port,Name\n", FormatNessus, nil},
+		{"tenable.sc csv", `"Plugin","Plugin Name","Family","Severity","IP Address"` + "\n", FormatNessus, nil},
+		{"nessus xml", `<?xml version="1.0"?><NessusClientData_v2>`, FormatNessus, nil},
+		{"tenable export chunk", `[{"asset":{"uuid":"u"},"plugin":{"id":1},"severity":"info","severity_id":0}]`, FormatTenable, nil},
+		{"tenable export status", `{"uuid":"u","status":"FINISHED","chunks_available":[1]}`, FormatTenable, nil},
+		{"qualys csv", `"IP","Network","DNS","QID","Title","Severity"` + "\n", FormatQualys, nil},
+		{"qualys vmdr csv preamble", "\"Asset Vuln Datalist Report\",\"x\"\n\"Co\",\"Street\"\n\"User\",\"u\"\n\"QID\",\"Title\",\"Severity\"\n", FormatQualys, nil},
+		{"qualys pci csv", "IP,HOSTNAME,LAST SCAN,QID,VULN TITLE,TYPE,SEVERITY\n", FormatQualys, nil},
+		{"qualys detections", "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT SYSTEM \"x.dtd\">\n<HOST_LIST_VM_DETECTION_OUTPUT>", FormatQualys, nil},
+		{"qualys scan report", "<?xml version=\"1.0\"?>\n<!DOCTYPE SCAN SYSTEM \"https://qualysguard.qualys.com/scan-1.dtd\">\n<SCAN value=\"scan/1\">", FormatQualys, nil},
+		{"qualys asset data report", "<ASSET_DATA_REPORT><HEADER>", FormatQualys, nil},
+		{"wazuh api", `{"data":{"affected_items":[]}}`, FormatWazuh, nil},
+		{"wazuh indexer", `{"took":5,"timed_out":false,"_shards":{"total":1},"hits":{"hits":[]}}`, FormatWazuh, nil},
+		{"wazuh payload", `{"vulnerability":{"cve":"CVE-1"}}`, FormatWazuh, nil},
+		{"wazuh alert", `{"timestamp":"t","agent":{"id":"1"},"data": {"vulnerability": {"cve":"CVE-1"}}}`, FormatWazuh, nil},
+		{"wazuh alerts.json", `{"timestamp":"2024-01-10T10:00:00.000+0000","rule":{"level":3,"id":"5715"},"agent":{"id":"002"},"decoder":{"name":"sshd"},"data":{"srcuser":"root"}}`, FormatWazuh, nil},
+		{"grype-like match is not a wazuh alert", `{"matches":[{"vulnerability":{"id":"CVE-1"},"artifact":{"name":"a"}}]}`, "", vulnzero.ErrInvalid},
+		{"other xml", `<?xml version="1.0"?><report id="x">`, "", vulnzero.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,14 +148,40 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-// Every realdata file of another scanner must be left for its own parser,
-// not claimed by Trivy or CSV.
+// Every realdata file of a scanner VulnZero reads is detected as that
+// scanner's format, and the files of other scanners are left for their own
+// parsers: not claimed by a format that owns another folder.
 func TestDetectLeavesOtherScannersAlone(t *testing.T) {
 	requireRealdata(t, "trivy")
+	owners := map[string]func(file string) Format{
+		"trivy":       func(string) Format { return FormatTrivy },
+		"generic-csv": func(string) Format { return FormatCSV },
+		"wazuh":       func(string) Format { return FormatWazuh },
+		"qualys":      func(string) Format { return FormatQualys },
+		"grype":       func(string) Format { return FormatGrype },
+		"osv-scanner": func(string) Format { return FormatOSV },
+		"openvas":     func(string) Format { return FormatOpenVAS },
+		"tenable": func(file string) Format {
+			if strings.HasPrefix(file, "tenable_io_vulns_export") {
+				return FormatTenable
+			}
+			return FormatNessus
+		},
+	}
+	claimed := map[Format]bool{}
+	for _, owner := range owners {
+		claimed[owner("")] = true
+		claimed[owner("tenable_io_vulns_export")] = true
+	}
 	files, _ := filepath.Glob(filepath.Join(realdata, "*", "*"))
 	for _, p := range files {
 		dir := filepath.Base(filepath.Dir(p))
-		if dir == "trivy" || dir == "generic-csv" {
+		if owner, ok := owners[dir]; ok {
+			head, _ := os.ReadFile(p)
+			got, err := Detect(head[:min(len(head), HeadSize)])
+			if want := owner(filepath.Base(p)); got != want || err != nil {
+				t.Errorf("%s detected as %q (%v), want %q", p, got, err, want)
+			}
 			continue
 		}
 		head := make([]byte, HeadSize)
@@ -146,7 +191,7 @@ func TestDetectLeavesOtherScannersAlone(t *testing.T) {
 		}
 		n, _ := fh.Read(head)
 		fh.Close()
-		if f, err := Detect(head[:n]); err == nil {
+		if f, err := Detect(head[:n]); err == nil && claimed[f] {
 			t.Errorf("%s detected as %q; it belongs to another scanner", p, f)
 		}
 	}
@@ -184,11 +229,11 @@ func TestOpenErrors(t *testing.T) {
 	if _, _, _, err := Open(p, "", Options{}); !errors.Is(err, vulnzero.ErrInvalid) || !strings.Contains(err.Error(), p) {
 		t.Errorf("Open of an unknown format: %v; want ErrInvalid naming the file", err)
 	}
-	if _, _, _, err := Open(p, "nessus", Options{}); !errors.Is(err, vulnzero.ErrInvalid) {
+	if _, _, _, err := Open(p, "nessus-v1", Options{}); !errors.Is(err, vulnzero.ErrInvalid) {
 		t.Errorf("Open with an unknown format name: %v; want ErrInvalid", err)
 	}
-	_, err := parseString(t, "x", "a,b\n", "nessus", Options{})
-	if !errors.Is(err, vulnzero.ErrInvalid) || !strings.Contains(err.Error(), `"nessus"`) {
+	_, err := parseString(t, "x", "a,b\n", "nessus-v1", Options{})
+	if !errors.Is(err, vulnzero.ErrInvalid) || !strings.Contains(err.Error(), `"nessus-v1"`) {
 		t.Errorf("Parse with an unknown format: %v", err)
 	}
 }

@@ -65,7 +65,7 @@ type trivyCVSS struct {
 // vulnerabilities and small headers.
 type trivyWalker struct {
 	in   *input
-	dec  *json.Decoder
+	dec  jsonDecoder
 	lt   *lineTracker
 	emit func(vulnzero.Finding) error
 	path []string // element path, for errors: "Results[2]", "Vulnerabilities[0]"
@@ -95,7 +95,7 @@ func parseTrivy(in *input, r *bufio.Reader, emit func(vulnzero.Finding) error) e
 		skipped = 3
 	}
 	lt := newLineTracker(r, skipped)
-	dec := json.NewDecoder(lt)
+	dec := newFastDecoder(lt)
 	w := &trivyWalker{in: in, dec: dec, lt: lt, emit: emit}
 	return w.run()
 }

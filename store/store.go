@@ -94,6 +94,14 @@ type Store interface {
 	// first (the local forge keeps PR comments this way).
 	ListTranscripts(ctx context.Context, kind, ref string) ([]vulnzero.Transcript, error)
 
+	// RecordScanRun creates the run when run.ID is 0 and assigns its ID, or
+	// else replaces the run with that ID (ErrNotFound when there is none).
+	// It returns the run as stored.
+	RecordScanRun(ctx context.Context, run ScanRun) (ScanRun, error)
+	// ListScanRuns returns runs matching the filter, newest (highest ID)
+	// first.
+	ListScanRuns(ctx context.Context, f ScanRunFilter) ([]ScanRun, error)
+
 	// Close releases the database. Calling it again is a no-op.
 	Close() error
 }

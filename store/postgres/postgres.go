@@ -3,8 +3,8 @@
 //
 // Migrations are embedded and applied by Open, each in its own transaction
 // behind a transaction-scoped advisory lock, so replicas starting together
-// migrate once. ImportFindings streams its input into one transaction in
-// batches, so a large scan is never held in memory whole.
+// migrate once. ImportFindings streams its input into one transaction with
+// COPY, so a large scan is never held in memory whole.
 package postgres
 
 import (
@@ -13,9 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -35,9 +33,6 @@ var migrationFS embed.FS
 // migrationLock is the pg_advisory_xact_lock key that serializes migrators
 // ("vzmigr" in ASCII).
 const migrationLock int64 = 0x767a6d696772
-
-// importBatch is how many findings go to the server per round trip.
-const importBatch = 500
 
 // Store is a store.Store on PostgreSQL.
 type Store struct {
@@ -227,130 +222,6 @@ func placeholders(from, n int) string {
 
 const findingColumns = `host, package, cve, source, scanner, os, os_family, ecosystem, installed,
 	fixed_version, title, severity, cvss, cvss_vector, rule_id, first_seen, last_seen, status, fixed_at`
-
-const upsertFinding = `INSERT INTO findings (host, package, cve, source, scanner, os, os_family, ecosystem,
-	installed, fixed_version, title, severity, cvss, cvss_vector, rule_id, first_seen, last_seen, status,
-	fixed_at, import_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, 'open', NULL, $17)
-ON CONFLICT (host, package, cve) DO UPDATE SET
-	source = excluded.source, scanner = excluded.scanner, os = excluded.os, os_family = excluded.os_family,
-	ecosystem = excluded.ecosystem, installed = excluded.installed, fixed_version = excluded.fixed_version,
-	title = excluded.title, severity = excluded.severity, cvss = excluded.cvss,
-	cvss_vector = excluded.cvss_vector, rule_id = excluded.rule_id, last_seen = excluded.last_seen,
-	status = 'open', fixed_at = NULL, import_id = excluded.import_id`
-
-// ImportFindings implements store.Store.
-func (s *Store) ImportFindings(ctx context.Context, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error) {
-	imp = store.PrepareImport(imp, s.now)
-	var res vulnzero.ImportResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		res, err = s.importTx(ctx, tx, imp, findings)
-		return err
-	})
-	if err != nil {
-		return vulnzero.ImportResult{}, fmt.Errorf("import %s: %w", imp.Source, err)
-	}
-	s.logger.Debug("imported findings", "source", imp.Source, "import", res.ImportID,
-		"read", res.Read, "new", res.New, "updated", res.Updated, "fixed", res.Fixed)
-	return res, nil
-}
-
-// importTx does ImportFindings' writes in tx. Each finding is two queued
-// statements: read its previous status (for the counts), then upsert it.
-// Statements of a batch run in order, so a key repeated within a batch sees
-// its earlier upsert.
-func (s *Store) importTx(ctx context.Context, tx pgx.Tx, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error) {
-	var res vulnzero.ImportResult
-	err := tx.QueryRow(ctx, `INSERT INTO imports (source, scanner, file, complete, imported_at)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		imp.Source, imp.Scanner, imp.File, imp.Complete, timeArg(imp.At)).Scan(&res.ImportID)
-	if err != nil {
-		return res, fmt.Errorf("insert import: %w", err)
-	}
-
-	counted := map[string]bool{}
-	hosts := map[string]bool{}
-	batch := &pgx.Batch{}
-	var pending []vulnzero.Finding
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		br := tx.SendBatch(ctx, batch)
-		for _, f := range pending {
-			var prev string
-			err := br.QueryRow().Scan(&prev)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				br.Close()
-				return fmt.Errorf("read finding %s/%s/%s: %w", f.Host, f.Package, f.CVE, err)
-			}
-			if _, err := br.Exec(); err != nil {
-				br.Close()
-				return fmt.Errorf("upsert finding %s/%s/%s: %w", f.Host, f.Package, f.CVE, err)
-			}
-			hosts[f.Host] = true
-			if counted[f.Key()] {
-				continue
-			}
-			counted[f.Key()] = true
-			if prev == string(vulnzero.FindingOpen) {
-				res.Updated++
-			} else {
-				res.New++
-			}
-		}
-		if err := br.Close(); err != nil {
-			return err
-		}
-		batch, pending = &pgx.Batch{}, pending[:0]
-		return nil
-	}
-	for f, err := range findings {
-		if err != nil {
-			return res, err
-		}
-		if store.IsCoverageMarker(f) {
-			hosts[f.Host] = true
-			continue
-		}
-		f, err = store.PrepareFinding(imp, res.Read+1, f)
-		if err != nil {
-			return res, err
-		}
-		res.Read++
-		batch.Queue(`SELECT status FROM findings WHERE host = $1 AND package = $2 AND cve = $3`,
-			f.Host, f.Package, f.CVE)
-		batch.Queue(upsertFinding, f.Host, f.Package, f.CVE, f.Source, f.Scanner, f.OS, f.OSFamily,
-			f.Ecosystem, f.Installed, f.Fixed, f.Title, int(f.Severity), f.CVSS, f.CVSSVector, f.RuleID,
-			timeArg(f.LastSeen), res.ImportID)
-		pending = append(pending, f)
-		if len(pending) >= importBatch {
-			if err := flush(); err != nil {
-				return res, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return res, err
-	}
-
-	for h := range hosts {
-		res.Hosts = append(res.Hosts, h)
-	}
-	sort.Strings(res.Hosts)
-	if !imp.Complete || len(res.Hosts) == 0 {
-		return res, nil
-	}
-	tag, err := tx.Exec(ctx, `UPDATE findings SET status = 'fixed', fixed_at = $1
-		WHERE source = $2 AND host = ANY($3) AND status = 'open' AND import_id <> $4`,
-		timeArg(imp.At), imp.Source, res.Hosts, res.ImportID)
-	if err != nil {
-		return res, fmt.Errorf("fix findings of %s: %w", imp.Source, err)
-	}
-	res.Fixed = int(tag.RowsAffected())
-	return res, nil
-}
 
 // ListFindings implements store.Store.
 func (s *Store) ListFindings(ctx context.Context, f store.FindingFilter) ([]vulnzero.Finding, error) {
@@ -562,13 +433,13 @@ func (s *Store) ListStatuses(ctx context.Context, sha string) ([]vulnzero.Commit
 }
 
 const rolloutColumns = `id, patch_id, revision, commit_sha, kind, strategy, state, stages, stage, reason,
-	revert_sha, created_at, updated_at`
+	revert_sha, created_at, updated_at, wait_until, active_group`
 
 func scanRollout(row pgx.Row) (vulnzero.Rollout, error) {
 	var r vulnzero.Rollout
 	var stages string
 	err := row.Scan(&r.ID, &r.PatchID, &r.Revision, &r.Commit, &r.Kind, &r.Strategy, &r.State, &stages,
-		&r.Stage, &r.Reason, &r.RevertSHA, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt})
+		&r.Stage, &r.Reason, &r.RevertSHA, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.WaitUntil}, &r.ActiveGroup)
 	if err != nil {
 		return r, err
 	}
@@ -584,12 +455,12 @@ func (s *Store) CreateRollout(ctx context.Context, r vulnzero.Rollout) (vulnzero
 	if err != nil {
 		return vulnzero.Rollout{}, fmt.Errorf("create rollout of %s: stages: %w", r.PatchID, err)
 	}
-	r.CreatedAt, r.UpdatedAt = asStored(r.CreatedAt), asStored(r.UpdatedAt)
+	r.CreatedAt, r.UpdatedAt, r.WaitUntil = asStored(r.CreatedAt), asStored(r.UpdatedAt), asStored(r.WaitUntil)
 	err = s.pool.QueryRow(ctx, `INSERT INTO rollouts (patch_id, revision, commit_sha, kind, strategy, state,
-			stages, stage, reason, revert_sha, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+			stages, stage, reason, revert_sha, created_at, updated_at, wait_until, active_group)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
 		r.PatchID, string(r.Revision), r.Commit, string(r.Kind), r.Strategy, string(r.State), string(stages),
-		r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt)).Scan(&r.ID)
+		r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt), timeArg(r.WaitUntil), r.ActiveGroup).Scan(&r.ID)
 	if err != nil {
 		return vulnzero.Rollout{}, fmt.Errorf("create rollout of %s: %w", r.PatchID, err)
 	}
@@ -604,10 +475,10 @@ func (s *Store) UpdateRollout(ctx context.Context, r vulnzero.Rollout) error {
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE rollouts SET patch_id = $2, revision = $3, commit_sha = $4,
 			kind = $5, strategy = $6, state = $7, stages = $8, stage = $9, reason = $10, revert_sha = $11,
-			created_at = $12, updated_at = $13
+			created_at = $12, updated_at = $13, wait_until = $14, active_group = $15
 		WHERE id = $1`,
 		r.ID, r.PatchID, string(r.Revision), r.Commit, string(r.Kind), r.Strategy, string(r.State),
-		string(stages), r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt))
+		string(stages), r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt), timeArg(r.WaitUntil), r.ActiveGroup)
 	if err != nil {
 		return fmt.Errorf("update rollout %d: %w", r.ID, err)
 	}

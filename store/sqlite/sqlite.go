@@ -15,9 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -244,113 +242,6 @@ func placeholders(from, n int) string {
 const findingColumns = `host, package, cve, source, scanner, os, os_family, ecosystem, installed,
 	fixed_version, title, severity, cvss, cvss_vector, rule_id, first_seen, last_seen, status, fixed_at`
 
-const upsertFinding = `INSERT INTO findings (host, package, cve, source, scanner, os, os_family, ecosystem,
-	installed, fixed_version, title, severity, cvss, cvss_vector, rule_id, first_seen, last_seen, status,
-	fixed_at, import_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, 'open', NULL, $17)
-ON CONFLICT (host, package, cve) DO UPDATE SET
-	source = excluded.source, scanner = excluded.scanner, os = excluded.os, os_family = excluded.os_family,
-	ecosystem = excluded.ecosystem, installed = excluded.installed, fixed_version = excluded.fixed_version,
-	title = excluded.title, severity = excluded.severity, cvss = excluded.cvss,
-	cvss_vector = excluded.cvss_vector, rule_id = excluded.rule_id, last_seen = excluded.last_seen,
-	status = 'open', fixed_at = NULL, import_id = excluded.import_id`
-
-// ImportFindings implements store.Store. The whole sequence is read before
-// the write transaction begins: SQLite has one writer, and parsing a large
-// scan inside the transaction would hold every other writer off meanwhile.
-func (s *Store) ImportFindings(ctx context.Context, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error) {
-	imp = store.PrepareImport(imp, s.now)
-	var fs []vulnzero.Finding
-	hosts := map[string]bool{}
-	for f, err := range findings {
-		if err != nil {
-			return vulnzero.ImportResult{}, fmt.Errorf("import %s: %w", imp.Source, err)
-		}
-		if store.IsCoverageMarker(f) {
-			hosts[f.Host] = true
-			continue
-		}
-		f, err = store.PrepareFinding(imp, len(fs)+1, f)
-		if err != nil {
-			return vulnzero.ImportResult{}, fmt.Errorf("import %s: %w", imp.Source, err)
-		}
-		fs = append(fs, f)
-	}
-
-	var res vulnzero.ImportResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res = vulnzero.ImportResult{Read: len(fs)}
-		err := tx.QueryRowContext(ctx, `INSERT INTO imports (source, scanner, file, complete, imported_at)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-			imp.Source, imp.Scanner, imp.File, imp.Complete, timeArg(imp.At)).Scan(&res.ImportID)
-		if err != nil {
-			return fmt.Errorf("insert import: %w", err)
-		}
-		prevStmt, err := tx.PrepareContext(ctx, `SELECT status FROM findings WHERE host = $1 AND package = $2 AND cve = $3`)
-		if err != nil {
-			return err
-		}
-		defer prevStmt.Close()
-		upStmt, err := tx.PrepareContext(ctx, upsertFinding)
-		if err != nil {
-			return err
-		}
-		defer upStmt.Close()
-
-		counted := map[string]bool{}
-		for _, f := range fs {
-			var prev string
-			err := prevStmt.QueryRowContext(ctx, f.Host, f.Package, f.CVE).Scan(&prev)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("read finding %s/%s/%s: %w", f.Host, f.Package, f.CVE, err)
-			}
-			_, err = upStmt.ExecContext(ctx, f.Host, f.Package, f.CVE, f.Source, f.Scanner, f.OS, f.OSFamily,
-				f.Ecosystem, f.Installed, f.Fixed, f.Title, int(f.Severity), f.CVSS, f.CVSSVector, f.RuleID,
-				timeArg(f.LastSeen), res.ImportID)
-			if err != nil {
-				return fmt.Errorf("upsert finding %s/%s/%s: %w", f.Host, f.Package, f.CVE, err)
-			}
-			hosts[f.Host] = true
-			if counted[f.Key()] {
-				continue
-			}
-			counted[f.Key()] = true
-			if prev == string(vulnzero.FindingOpen) {
-				res.Updated++
-			} else {
-				res.New++
-			}
-		}
-		for h := range hosts {
-			res.Hosts = append(res.Hosts, h)
-		}
-		sort.Strings(res.Hosts)
-		if !imp.Complete {
-			return nil
-		}
-		for _, h := range res.Hosts {
-			r, err := tx.ExecContext(ctx, `UPDATE findings SET status = 'fixed', fixed_at = $1
-				WHERE source = $2 AND host = $3 AND status = 'open' AND import_id <> $4`,
-				timeArg(imp.At), imp.Source, h, res.ImportID)
-			if err != nil {
-				return fmt.Errorf("fix findings of %s on %s: %w", imp.Source, h, err)
-			}
-			n, err := r.RowsAffected()
-			if err != nil {
-				return err
-			}
-			res.Fixed += int(n)
-		}
-		return nil
-	})
-	if err != nil {
-		return vulnzero.ImportResult{}, fmt.Errorf("import %s: %w", imp.Source, err)
-	}
-	s.logger.Debug("imported findings", "source", imp.Source, "import", res.ImportID,
-		"read", res.Read, "new", res.New, "updated", res.Updated, "fixed", res.Fixed)
-	return res, nil
-}
-
 // ListFindings implements store.Store.
 func (s *Store) ListFindings(ctx context.Context, f store.FindingFilter) ([]vulnzero.Finding, error) {
 	var conds []string
@@ -557,13 +448,13 @@ func (s *Store) ListStatuses(ctx context.Context, sha string) ([]vulnzero.Commit
 }
 
 const rolloutColumns = `id, patch_id, revision, commit_sha, kind, strategy, state, stages, stage, reason,
-	revert_sha, created_at, updated_at`
+	revert_sha, created_at, updated_at, wait_until, active_group`
 
 func scanRollout(row interface{ Scan(...any) error }) (vulnzero.Rollout, error) {
 	var r vulnzero.Rollout
 	var stages string
 	err := row.Scan(&r.ID, &r.PatchID, &r.Revision, &r.Commit, &r.Kind, &r.Strategy, &r.State, &stages,
-		&r.Stage, &r.Reason, &r.RevertSHA, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt})
+		&r.Stage, &r.Reason, &r.RevertSHA, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.WaitUntil}, &r.ActiveGroup)
 	if err != nil {
 		return r, err
 	}
@@ -579,12 +470,12 @@ func (s *Store) CreateRollout(ctx context.Context, r vulnzero.Rollout) (vulnzero
 	if err != nil {
 		return vulnzero.Rollout{}, fmt.Errorf("create rollout of %s: stages: %w", r.PatchID, err)
 	}
-	r.CreatedAt, r.UpdatedAt = asStored(r.CreatedAt), asStored(r.UpdatedAt)
+	r.CreatedAt, r.UpdatedAt, r.WaitUntil = asStored(r.CreatedAt), asStored(r.UpdatedAt), asStored(r.WaitUntil)
 	err = s.db.QueryRowContext(ctx, `INSERT INTO rollouts (patch_id, revision, commit_sha, kind, strategy, state,
-			stages, stage, reason, revert_sha, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+			stages, stage, reason, revert_sha, created_at, updated_at, wait_until, active_group)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
 		r.PatchID, string(r.Revision), r.Commit, string(r.Kind), r.Strategy, string(r.State), string(stages),
-		r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt)).Scan(&r.ID)
+		r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt), timeArg(r.WaitUntil), r.ActiveGroup).Scan(&r.ID)
 	if err != nil {
 		return vulnzero.Rollout{}, fmt.Errorf("create rollout of %s: %w", r.PatchID, err)
 	}
@@ -599,10 +490,10 @@ func (s *Store) UpdateRollout(ctx context.Context, r vulnzero.Rollout) error {
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE rollouts SET patch_id = $2, revision = $3, commit_sha = $4,
 			kind = $5, strategy = $6, state = $7, stages = $8, stage = $9, reason = $10, revert_sha = $11,
-			created_at = $12, updated_at = $13
+			created_at = $12, updated_at = $13, wait_until = $14, active_group = $15
 		WHERE id = $1`,
 		r.ID, r.PatchID, string(r.Revision), r.Commit, string(r.Kind), r.Strategy, string(r.State),
-		string(stages), r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt))
+		string(stages), r.Stage, r.Reason, r.RevertSHA, timeArg(r.CreatedAt), timeArg(r.UpdatedAt), timeArg(r.WaitUntil), r.ActiveGroup)
 	if err != nil {
 		return fmt.Errorf("update rollout %d: %w", r.ID, err)
 	}

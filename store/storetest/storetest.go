@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ledger", testLedger},
 		{"Quarantine", testQuarantine},
 		{"Transcripts", testTranscripts},
+		{"ScanRuns", testScanRuns},
 		{"ZeroTimes", testZeroTimes},
 		{"ConcurrentWriters", testConcurrent},
 		{"CloseTwice", testCloseTwice},
