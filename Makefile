@@ -8,7 +8,7 @@ GOLANGCI_VERSION := v2.15.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help build test test-deps lint fmt demo demo-serve bench fuzz docker clean
+.PHONY: help build test test-deps lint fmt demo demo-serve bench bench-ingest bench-rollout bench-twin images fuzz docker clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,9 +23,30 @@ test: test-deps ## run the whole test suite (real sshd, PostgreSQL, git)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
+bench-rollout: ## rollout figures: merge-to-first-host latency; one stage to 200 sshd hosts vs Ansible and parallel-ssh (root)
+	bash bench/rollout/run.sh
+
+images: ## build the twin base image vulnzero/twin-debian:12 (debootstrap + docker import; cached by recipe hash; root)
+	bash scripts/build-twin-image.sh
+
+bench-ingest: ## ingestion figures: 1M findings as Trivy JSON and .nessus; parse, then SQLite and PostgreSQL ingest, peak RSS
+	$(GO) run ./bench/ingest -n 1000000
+
+bench-twin: images ## time one whole Docker twin run (provision + 7 phases + removal) with a warm image
+	$(GO) test ./twin/docker -run '^$$' -bench '^BenchmarkTwinRun$$' -benchtime 5x -count 1
+
 fuzz: ## run each parser fuzz target for a few seconds
 	$(GO) test ./scan -run '^$$' -fuzz '^FuzzTrivy$$' -fuzztime 5s
 	$(GO) test ./scan -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime 5s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzWazuh$$' -fuzztime 5s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzQualys$$' -fuzztime 5s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzNessus$$' -fuzztime 5s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzTenable$$' -fuzztime 5s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzFastXML$$' -fuzztime 5s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzGrype$$' -fuzztime 5s -fuzzminimizetime 1s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzOSV$$' -fuzztime 5s -fuzzminimizetime 1s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzOpenVAS$$' -fuzztime 5s -fuzzminimizetime 1s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzTrivyFastDecoder$$' -fuzztime 5s -fuzzminimizetime 1s
 
 lint: $(GOLANGCI) ## golangci-lint with the curated set in .golangci.yml
 	$(GOLANGCI) run $(PKGS)

@@ -12,7 +12,13 @@ command -v git >/dev/null || need+=(git)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# rpm: remedy/version checks its RPM ordering against rpm's own vercmp.
+command -v rpm >/dev/null || need+=(rpm)
 command -v runuser >/dev/null || need+=(util-linux)
+# twin tests: the twin image is a debootstrap rootfs; fixture .debs are
+# indexed with dpkg-scanpackages.
+[ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -28,4 +34,11 @@ fi
 # Debian's postgresql package starts a cluster of its own; the tests start
 # their own throwaway servers, so the packaged one is not needed.
 mkdir -p /run/sshd
+# The twin tests need the twin base image; building it takes about a minute
+# the first time (debootstrap), a fraction of a second when it is cached.
+if docker info >/dev/null 2>&1; then
+  bash "$(dirname "$0")/build-twin-image.sh" >/dev/null
+else
+  echo "test-deps: warning: docker is not reachable; the twin tests (twin/docker, twin/ssh) will fail" >&2
+fi
 echo "test-deps: ok (sshd $(/usr/sbin/sshd -V 2>&1 | head -1 || true); $(ls -d /usr/lib/postgresql/*/bin | head -1))"

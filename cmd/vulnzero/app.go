@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/crypto/ssh"
 
-	"vulnzero.dev/vulnzero"
 	"vulnzero.dev/vulnzero/fleet"
 	"vulnzero.dev/vulnzero/forge"
 	"vulnzero.dev/vulnzero/forge/local"
@@ -33,6 +33,9 @@ type app struct {
 	repo  *gitsource.Repo
 	forge forge.Forge
 	reg   *prometheus.Registry
+
+	recMetricsOnce sync.Once // the reconciler's collectors, registered once (leader.go)
+	recMetrics     *reconciler.Metrics
 }
 
 // openApp opens the store and the remediation repository (creating the
@@ -41,6 +44,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	cfg = cfg.withGitHubRepo()
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var err error
@@ -58,15 +62,23 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	gh, gitAuth, err := a.newGitHubForge()
+	if err != nil {
+		a.close()
+		return nil, err
+	}
 	a.repo, err = gitsource.Open(ctx, gitsource.Config{
 		URL: cfg.repoURL(), Dir: filepath.Join(cfg.DataDir, "clone.git"), Branch: cfg.Repo.Branch,
-		Author: cfg.Repo.Author, Email: cfg.Repo.Email, Logger: log,
+		Author: cfg.Repo.Author, Email: cfg.Repo.Email, Logger: log, Auth: gitAuth,
 	})
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("open remediation repository: %w", err)
 	}
 	a.forge = local.New(a.repo, a.store, log)
+	if gh != nil {
+		a.forge = gh
+	}
 	return a, nil
 }
 
@@ -124,13 +136,18 @@ func (g gitDesired) Desired(ctx context.Context) (reconciler.Desired, error) {
 	if err != nil {
 		return reconciler.Desired{}, fmt.Errorf("desired state at %s: %w", head, err)
 	}
-	return reconciler.Desired{Commit: st.Commit, Patches: st.Patches, Inventory: st.Inventory, Policies: st.Policies}, nil
+	return reconciler.Desired{Commit: st.Commit, CommitTime: st.CommitTime, Patches: st.Patches, Inventory: st.Inventory, Policies: st.Policies}, nil
 }
 
-// prNotifier comments on the PR a failed rollout's patch came from.
+// prNotifier comments on the PR a failed rollout's patch came from, once
+// it is rolled back (other events go to the webhook, if any).
 type prNotifier struct{ forge forge.Forge }
 
-func (n prNotifier) RolloutFailed(ctx context.Context, r vulnzero.Rollout) error {
+func (n prNotifier) Notify(ctx context.Context, e reconciler.Event) error {
+	if e.Kind != reconciler.EventRolledBack {
+		return nil
+	}
+	r := e.Rollout
 	prs, err := n.forge.ListPRs(ctx)
 	if err != nil {
 		return err
@@ -177,9 +194,11 @@ func (a *app) newReconciler(runner reconciler.Runner) (*reconciler.Reconciler, e
 		Runner:       runner,
 		Store:        a.store,
 		Reverter:     a.repo,
-		Notifier:     prNotifier{a.forge},
+		PRReverter:   a.prReverter(),
+		Notifier:     a.rolloutNotifier(),
+		KEV:          a.kevCatalog(),
 		Logger:       a.log,
-		Metrics:      reconciler.NewMetrics(a.reg),
+		Metrics:      a.reconcilerMetrics(),
 		PollInterval: a.cfg.Reconcile.Interval,
 	})
 }

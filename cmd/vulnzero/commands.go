@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"iter"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +21,7 @@ import (
 	"vulnzero.dev/vulnzero/gitsource"
 	"vulnzero.dev/vulnzero/remedy/guardrails"
 	"vulnzero.dev/vulnzero/scan"
+	scansource "vulnzero.dev/vulnzero/scan/source"
 	"vulnzero.dev/vulnzero/server"
 	"vulnzero.dev/vulnzero/store"
 )
@@ -48,12 +49,13 @@ func newIngestCmd(g *globals) *cobra.Command {
 		Short: "Import scanner reports (format detected by content)",
 		Long: `Import scanner reports into the store. Each file is one transaction: a file with bad input
 fails with its position and stores nothing. By default an import is a complete scan of the
-hosts it covers, so their findings it no longer reports are marked fixed; --partial keeps them.`,
+hosts it covers, so their findings it no longer reports are marked fixed; --partial keeps them.
+A large file shows its progress on stderr when that is a terminal.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
 				for _, path := range args {
-					res, f, err := ingestFile(ctx, a.store, path, scan.Format(format), source, !partial)
+					res, f, err := ingestFile(ctx, a.store, path, scan.Format(format), source, !partial, g.errw)
 					if err != nil {
 						return err
 					}
@@ -78,19 +80,22 @@ func formatList() string {
 	return strings.Join(fs, ", ")
 }
 
-// ingestFile imports one report in one transaction.
-func ingestFile(ctx context.Context, st store.Store, path string, format scan.Format, source string, complete bool) (vulnzero.ImportResult, scan.Format, error) {
+// ingestFile imports one report in one transaction, drawing its progress
+// on progress when that is a terminal and the report is large.
+func ingestFile(ctx context.Context, st store.Store, path string, format scan.Format, source string, complete bool, progress io.Writer) (vulnzero.ImportResult, scan.Format, error) {
 	if source == "" {
 		source = filepath.Base(path)
 	}
 	now := time.Now().UTC()
 	var covered []string
-	f, findings, closer, err := scan.Open(path, format, scan.Options{Source: source, Now: now, OnHost: func(h string) { covered = append(covered, h) }})
+	f, findings, report, err := openReport(path, format, scan.Options{Source: source, Now: now, OnHost: func(h string) { covered = append(covered, h) }})
 	if err != nil {
 		return vulnzero.ImportResult{}, "", fmt.Errorf("ingest %s: %w", path, err)
 	}
-	defer closer.Close()
+	defer report.Close()
+	stop := report.showProgress(progress)
 	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, withCoverage(findings, &covered))
+	stop()
 	if err != nil {
 		return vulnzero.ImportResult{}, f, fmt.Errorf("ingest %s: %w", path, err)
 	}
@@ -100,25 +105,8 @@ func ingestFile(ctx context.Context, st store.Store, path string, format scan.Fo
 // withCoverage interleaves store coverage markers for the hosts the parser
 // reports through Options.OnHost (into *covered) with its findings, so a
 // complete scan of a host that is now clean closes that host's findings.
-func withCoverage(findings iter.Seq2[vulnzero.Finding, error], covered *[]string) iter.Seq2[vulnzero.Finding, error] {
-	return func(yield func(vulnzero.Finding, error) bool) {
-		flush := func() bool {
-			for _, h := range *covered {
-				if !yield(store.CoverageMarker(h), nil) {
-					return false
-				}
-			}
-			*covered = (*covered)[:0]
-			return true
-		}
-		for f, err := range findings {
-			if !flush() || !yield(f, err) {
-				return
-			}
-		}
-		flush()
-	}
-}
+// Scheduled sources import the same way.
+var withCoverage = scansource.WithCoverage
 
 func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -319,11 +307,16 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printRollout(g, r, steps)
+				status, err := rolloutStatus(ctx, a.store, r, steps)
+				if err != nil {
+					return err
+				}
+				printRollout(g, r, steps, status)
 				return nil
 			})
 		},
 	})
+	cmd.AddCommand(newRolloutOpCmds(g)...)
 	return cmd
 }
 
@@ -334,7 +327,7 @@ func stageOf(r vulnzero.Rollout) string {
 	return fmt.Sprintf("%d/%d", min(r.Stage+1, len(r.Stages)), len(r.Stages))
 }
 
-func printRollout(g *globals, r vulnzero.Rollout, steps []vulnzero.HostStep) {
+func printRollout(g *globals, r vulnzero.Rollout, steps []vulnzero.HostStep, status string) {
 	fmt.Fprintf(g.out, "Rollout %d: %s revision %s (%s, %s)\n", r.ID, r.PatchID, r.Revision.Short(), r.Kind, r.Strategy)
 	fmt.Fprintf(g.out, "State:    %s (stage %s)\n", r.State, stageOf(r))
 	fmt.Fprintf(g.out, "Commit:   %s\n", short(r.Commit))
@@ -344,6 +337,7 @@ func printRollout(g *globals, r vulnzero.Rollout, steps []vulnzero.HostStep) {
 	if r.RevertSHA != "" {
 		fmt.Fprintf(g.out, "Revert:   %s\n", short(r.RevertSHA))
 	}
+	fmt.Fprint(g.out, status)
 	last := map[string]vulnzero.HostStep{}
 	for _, s := range steps {
 		if p, ok := last[s.Host]; !ok || !s.StartedAt.Before(p.StartedAt) {
@@ -399,6 +393,7 @@ embedded defaults: SQLite and a local bare repository under ~/.vulnzero.`,
 				// host: serve the API and say why the reconciler is off,
 				// rather than failing every rollout (and reverting it).
 				fl, err := newFleet(a.cfg.SSH, a.log)
+				var rr *runningReconciler // nil when the reconciler is off
 				switch {
 				case errors.Is(err, fs.ErrNotExist):
 					a.log.Warn("reconciler not started: set ssh.keyFile and ssh.knownHostsFile (or VZ_SSH_KEY_FILE, VZ_SSH_KNOWN_HOSTS)", "err", err)
@@ -406,17 +401,38 @@ embedded defaults: SQLite and a local bare repository under ~/.vulnzero.`,
 					return err
 				default:
 					defer func() { _ = fl.Close() }()
-					rec, err := a.newReconciler(fl)
-					if err != nil {
+					if rr, err = a.startReconciler(ctx, fl); err != nil {
 						return err
 					}
-					if err := rec.Start(ctx); err != nil {
-						return err
-					}
-					defer rec.Stop()
+					defer rr.Stop()
 				}
+				// Patch PRs are rehearsed in twins of their target hosts.
+				var twins *runningTwins
+				if fl != nil && err == nil {
+					if twins, err = a.startTwins(ctx, fl, "http://"+a.cfg.Server.Listen); err != nil {
+						return err
+					}
+					if twins != nil {
+						defer twins.stop()
+					}
+				}
+				// Scan sources run on their schedules beside the server.
+				stopScans, err := a.startScanScheduler(ctx)
+				if err != nil {
+					return err
+				}
+				defer stopScans()
 				srv, err := server.New(server.Config{Store: a.store, Gatherer: a.reg, Logger: a.log, Version: version})
 				if err != nil {
+					return err
+				}
+				// Webhooks trigger a reconcile at once; the poll loop stays
+				// the fallback for deliveries that are lost.
+				if err := a.mountGitHubWebhook(srv, func() {
+					if rr != nil {
+						rr.Trigger()
+					}
+				}, twins.twinRun(a)); err != nil {
 					return err
 				}
 				return srv.ListenAndServe(ctx, a.cfg.Server.Listen, func(addr net.Addr) {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"vulnzero.dev/vulnzero/scan/source"
 )
 
 // Config is VulnZero's whole configuration: one YAML file plus environment
@@ -27,7 +29,17 @@ type Config struct {
 	SSH       SSHConfig       `yaml:"ssh"`
 	Server    ServerConfig    `yaml:"server"`
 	Reconcile ReconcileConfig `yaml:"reconcile"`
+	Twin      TwinConfig      `yaml:"twin"`
 	Log       LogConfig       `yaml:"log"`
+	// Forge is where patch PRs live: local (default) or github.
+	Forge  string       `yaml:"forge"`
+	GitHub GitHubConfig `yaml:"github"`
+	// Sources are the scanners pulled on a schedule (scan/source).
+	Sources []source.Config `yaml:"sources"`
+	// Feeds are the EPSS and CISA KEV feeds that enrich scoring.
+	Feeds source.FeedsConfig `yaml:"feeds"`
+	// LLM is the generator asked for alternatives to quarantined patches.
+	LLM LLMConfig `yaml:"llm"`
 }
 
 // DatabaseConfig picks the store: PostgreSQL when URL is set, else SQLite.
@@ -65,6 +77,16 @@ type ServerConfig struct {
 // ReconcileConfig is the reconciler's poll loop.
 type ReconcileConfig struct {
 	Interval time.Duration `yaml:"interval"`
+	// LeaseTTL bounds how long a standby replica waits to take over from a
+	// leader cut off from PostgreSQL (a dead leader is replaced within a
+	// fifth of it); lease.DefaultTTL when zero. Unused with SQLite.
+	LeaseTTL time.Duration `yaml:"leaseTTL"`
+	// WebhookURL receives a JSON POST per rollout event (a stage failed,
+	// rolled back, aborted, removed). Secret — chat webhook URLs hold a
+	// token: prefer VZ_NOTIFY_WEBHOOK_URL. Never logged.
+	WebhookURL string `yaml:"webhookURL"`
+	// WebhookFormat is json (default) or slack ({"text": …}).
+	WebhookFormat string `yaml:"webhookFormat"`
 }
 
 // LogConfig sets slog's level and format.
@@ -85,6 +107,7 @@ func defaultConfig() Config {
 		SSH:       SSHConfig{User: "root", ConnectTimeout: 10 * time.Second, MaxParallel: 50},
 		Server:    ServerConfig{Listen: "127.0.0.1:8080"},
 		Reconcile: ReconcileConfig{Interval: time.Minute},
+		Twin:      defaultTwinConfig(),
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -104,9 +127,14 @@ var envOverrides = []struct {
 	{"VZ_SSH_KNOWN_HOSTS", func(c *Config, v string) error { c.SSH.KnownHostsFile = v; return nil }},
 	{"VZ_SSH_MAX_PARALLEL", func(c *Config, v string) (err error) { c.SSH.MaxParallel, err = strconv.Atoi(v); return err }},
 	{"VZ_LISTEN", func(c *Config, v string) error { c.Server.Listen = v; return nil }},
+	{"VZ_TWIN_PROVISIONER", func(c *Config, v string) error { c.Twin.Provisioner = v; return nil }},
 	{"VZ_RECONCILE_INTERVAL", func(c *Config, v string) (err error) { c.Reconcile.Interval, err = time.ParseDuration(v); return err }},
+	{"VZ_NOTIFY_WEBHOOK_URL", func(c *Config, v string) error { c.Reconcile.WebhookURL = v; return nil }},
 	{"VZ_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"VZ_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"VZ_FORGE", func(c *Config, v string) error { c.Forge = v; return nil }},
+	{"VZ_GITHUB_TOKEN", func(c *Config, v string) error { c.GitHub.Token = v; return nil }},
+	{"VZ_GITHUB_WEBHOOK_SECRET", func(c *Config, v string) error { c.GitHub.WebhookSecret = v; return nil }},
 }
 
 // loadConfig reads the file at path (none when empty), applies the
@@ -131,6 +159,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	c.LLM = c.LLM.fromEnv(getenv)
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -164,6 +193,14 @@ func (c Config) Validate() error {
 	if c.Reconcile.Interval < time.Second {
 		bad("reconcile.interval", "must be at least 1s, got %s", c.Reconcile.Interval)
 	}
+	if u := c.Reconcile.WebhookURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("reconcile.webhookURL", "must be an http(s) URL")
+	}
+	switch c.Reconcile.WebhookFormat {
+	case "", "json", "slack":
+	default:
+		bad("reconcile.webhookFormat", "%q is not json or slack", c.Reconcile.WebhookFormat)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -173,6 +210,21 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if err := source.ValidateAll(c.Sources); err != nil {
+		errs = append(errs, fmt.Errorf("config: %w", err))
+	}
+	if err := c.Feeds.WithDefaults().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("config: %w", err))
+	}
+	if err := c.validateGitHub(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.LLM.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Twin.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -328,9 +328,12 @@ func (d *demo) propose(ctx context.Context) error {
 		return err
 	}
 	groups, _ := remedy.GroupFindings(open, remedy.ScoreInput{Now: time.Now()})
+	// One patch per package and OS family, at the highest fixed version.
+	groups = remedy.MergeFixedVersions(groups, remedy.ScoreInput{Now: time.Now()})
 	p := &remedy.Proposer{
 		Writer: d.app.repo, Forge: d.app.forge, Base: d.app.repo.Branch(), Revision: gitsource.PatchRevision,
 		Policies: st.Policies, Inventory: st.Inventory, Guardrails: guardrailRules(st), Logger: d.log,
+		Alternatives: d.app.alternatives(guardrailRules(st)),
 	}
 	props, err := p.Propose(ctx, groups)
 	if err != nil {

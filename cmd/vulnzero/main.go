@@ -74,6 +74,7 @@ writing a revert commit when a stage fails.`,
 		newValidateCmd(g),
 		newPRCmd(g),
 		newRolloutCmd(g),
+		newScanCmd(g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
