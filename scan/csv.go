@@ -307,6 +307,13 @@ func defectDojoRow(r *csvRow) ([]vulnzero.Finding, error) {
 			}
 		}
 	}
+	// The layout names no package: the component when given, else a
+	// pseudo-package per title (like qualys:<QID>), which no patch targets.
+	f.Package = r.get("component_name")
+	f.Installed = r.get("component_version")
+	if f.Package == "" {
+		f.Package = "defectdojo:" + f.Title
+	}
 	ids := append(splitIDs(r.get("vulnerability id")), splitIDs(r.get("cve"))...)
 	if len(ids) == 0 {
 		// Without a CVE the title is the only identity the layout has.

@@ -105,7 +105,7 @@ func checkCSVRows(t *testing.T, fs []vulnzero.Finding, rows []csvWant) {
 		if got != w {
 			t.Errorf("row %d:\n got %+v\nwant %+v", i+1, got, w)
 		}
-		if f.Package != "" || f.Scanner != "csv" || !f.LastSeen.Equal(now) {
+		if f.Package != "defectdojo:"+f.Title || f.Scanner != "csv" || !f.LastSeen.Equal(now) {
 			t.Errorf("row %d: package %q scanner %q last seen %v", i+1, f.Package, f.Scanner, f.LastSeen)
 		}
 	}

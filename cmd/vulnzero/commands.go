@@ -42,7 +42,7 @@ func (g *globals) withApp(cmd *cobra.Command, fn func(ctx context.Context, a *ap
 }
 
 func newIngestCmd(g *globals) *cobra.Command {
-	var format, source string
+	var format, source, host, qualysKB string
 	var partial bool
 	cmd := &cobra.Command{
 		Use:   "ingest FILE...",
@@ -53,9 +53,17 @@ hosts it covers, so their findings it no longer reports are marked fixed; --part
 A large file shows its progress on stderr when that is a terminal.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := scan.Options{Host: host}
+			if qualysKB != "" {
+				kb, err := scan.LoadQualysKBFile(qualysKB)
+				if err != nil {
+					return fmt.Errorf("ingest: qualys knowledge base: %w", err)
+				}
+				opts.QualysKB = kb
+			}
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
 				for _, path := range args {
-					res, f, err := ingestFile(ctx, a.store, path, scan.Format(format), source, !partial, g.errw)
+					res, f, err := ingestFile(ctx, a.store, path, scan.Format(format), source, opts, !partial, g.errw)
 					if err != nil {
 						return err
 					}
@@ -68,6 +76,8 @@ A large file shows its progress on stderr when that is a terminal.`,
 	}
 	cmd.Flags().StringVar(&format, "format", "", "input format (default: detect); one of "+formatList())
 	cmd.Flags().StringVar(&source, "source", "", "source name recorded with the findings (default: the file name)")
+	cmd.Flags().StringVar(&host, "host", "", "attribute every finding to this host (for reports that do not name the machine)")
+	cmd.Flags().StringVar(&qualysKB, "qualys-kb", "", "Qualys KnowledgeBase XML to join detections with (CVEs, titles, CVSS)")
 	cmd.Flags().BoolVar(&partial, "partial", false, "the report is not a complete scan: do not mark missing findings fixed")
 	return cmd
 }
@@ -82,13 +92,14 @@ func formatList() string {
 
 // ingestFile imports one report in one transaction, drawing its progress
 // on progress when that is a terminal and the report is large.
-func ingestFile(ctx context.Context, st store.Store, path string, format scan.Format, source string, complete bool, progress io.Writer) (vulnzero.ImportResult, scan.Format, error) {
+func ingestFile(ctx context.Context, st store.Store, path string, format scan.Format, source string, opts scan.Options, complete bool, progress io.Writer) (vulnzero.ImportResult, scan.Format, error) {
 	if source == "" {
 		source = filepath.Base(path)
 	}
 	now := time.Now().UTC()
 	var covered []string
-	f, findings, report, err := openReport(path, format, scan.Options{Source: source, Now: now, OnHost: func(h string) { covered = append(covered, h) }})
+	opts.Source, opts.Now, opts.OnHost = source, now, func(h string) { covered = append(covered, h) }
+	f, findings, report, err := openReport(path, format, opts)
 	if err != nil {
 		return vulnzero.ImportResult{}, "", fmt.Errorf("ingest %s: %w", path, err)
 	}
@@ -416,6 +427,8 @@ embedded defaults: SQLite and a local bare repository under ~/.vulnzero.`,
 						defer twins.stop()
 					}
 				}
+				// Open findings become patch PRs on the reconcile interval.
+				defer a.startProposer(ctx)()
 				// Scan sources run on their schedules beside the server.
 				stopScans, err := a.startScanScheduler(ctx)
 				if err != nil {

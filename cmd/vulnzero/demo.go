@@ -29,7 +29,6 @@ import (
 	"vulnzero.dev/vulnzero/gitsource"
 	"vulnzero.dev/vulnzero/policies"
 	"vulnzero.dev/vulnzero/reconciler"
-	"vulnzero.dev/vulnzero/remedy"
 	"vulnzero.dev/vulnzero/sandbox"
 	"vulnzero.dev/vulnzero/sandbox/pkgtool"
 	"vulnzero.dev/vulnzero/scan"
@@ -319,26 +318,11 @@ func (d *demo) scan(ctx context.Context) error {
 
 // propose groups the open findings and opens one PR per remediation key.
 func (d *demo) propose(ctx context.Context) error {
-	open, err := d.app.store.ListFindings(ctx, store.FindingFilter{Status: vulnzero.FindingOpen})
+	res, err := d.app.proposeOnce(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := d.app.repoState(ctx)
-	if err != nil {
-		return err
-	}
-	groups, _ := remedy.GroupFindings(open, remedy.ScoreInput{Now: time.Now()})
-	// One patch per package and OS family, at the highest fixed version.
-	groups = remedy.MergeFixedVersions(groups, remedy.ScoreInput{Now: time.Now()})
-	p := &remedy.Proposer{
-		Writer: d.app.repo, Forge: d.app.forge, Base: d.app.repo.Branch(), Revision: gitsource.PatchRevision,
-		Policies: st.Policies, Inventory: st.Inventory, Guardrails: guardrailRules(st), Logger: d.log,
-		Alternatives: d.app.alternatives(guardrailRules(st)),
-	}
-	props, err := p.Propose(ctx, groups)
-	if err != nil {
-		return err
-	}
+	props := res.Proposals
 	for _, pr := range props {
 		if pr.Skipped != "" {
 			d.say("skipped %s: %s", pr.Group.Key.Package, pr.Skipped)

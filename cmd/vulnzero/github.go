@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"vulnzero.dev/vulnzero/forge/github"
+	"vulnzero.dev/vulnzero/gitsource"
 	"vulnzero.dev/vulnzero/reconciler"
 	"vulnzero.dev/vulnzero/server"
 )
@@ -45,6 +46,15 @@ type GitHubConfig struct {
 	// still reconciles). Secret.
 	WebhookSecret     string `yaml:"webhookSecret"`
 	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	// GitSSHKeyFile is a deploy key: when set, git fetches and pushes over
+	// SSH with it instead of HTTPS with the token or app, checking the
+	// server against GitKnownHostsFile (required with it; unknown or
+	// changed host keys are refused).
+	GitSSHKeyFile     string `yaml:"gitSSHKeyFile"`
+	GitKnownHostsFile string `yaml:"gitKnownHostsFile"`
+	// GitURL overrides the clone URL, e.g. ssh://git@github.com/OWNER/REPO.git;
+	// with a deploy key it defaults to ssh://git@HOST/OWNER/REPO.git.
+	GitURL string `yaml:"gitURL"`
 }
 
 // GitHubAppConfig is a GitHub App installation.
@@ -100,6 +110,14 @@ func (c Config) validateGitHub() error {
 	default:
 		bad("mergeMethod", "%q is not merge or squash", g.MergeMethod)
 	}
+	if (g.GitSSHKeyFile == "") != (g.GitKnownHostsFile == "") {
+		bad("gitSSHKeyFile/gitKnownHostsFile", "set both: a deploy key is only used with a known_hosts file to check the server")
+	}
+	if g.GitSSHKeyFile != "" {
+		if u := c.withGitHubRepo().Repo.URL; strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+			bad("gitSSHKeyFile", "the git URL %s is not an SSH URL", u)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -116,11 +134,29 @@ func (g GitHubConfig) gitHubCloneURL() string {
 	return prefix + host + "/" + g.Owner + "/" + g.Repo + ".git"
 }
 
+// gitHubSSHURL is the SSH clone URL of the configured repository, on the
+// host of the HTTPS one.
+func (g GitHubConfig) gitHubSSHURL() string {
+	host := "github.com"
+	if u, err := url.Parse(g.gitHubCloneURL()); err == nil {
+		host = u.Host
+	}
+	return "ssh://git@" + host + "/" + g.Owner + "/" + g.Repo + ".git"
+}
+
 // withGitHubRepo points the remediation repository at GitHub when the
-// forge is github and no repo.url is set.
+// forge is github and no repo.url is set: github.gitURL, else SSH with a
+// deploy key, else HTTPS.
 func (c Config) withGitHubRepo() Config {
 	if c.Forge == forgeGitHub && c.Repo.URL == "" {
-		c.Repo.URL = c.GitHub.gitHubCloneURL()
+		switch {
+		case c.GitHub.GitURL != "":
+			c.Repo.URL = c.GitHub.GitURL
+		case c.GitHub.GitSSHKeyFile != "":
+			c.Repo.URL = c.GitHub.gitHubSSHURL()
+		default:
+			c.Repo.URL = c.GitHub.gitHubCloneURL()
+		}
 	}
 	return c
 }
@@ -137,8 +173,9 @@ func secret(value, file, what string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// newGitHubForge builds the GitHub client and the git auth that pushes as
-// the same identity; nil, nil when the forge is local.
+// newGitHubForge builds the GitHub client and the git auth: the same
+// identity over HTTPS, or the deploy key over SSH when one is configured;
+// nil, nil when the forge is local.
 func (a *app) newGitHubForge() (*github.Client, transport.AuthMethod, error) {
 	if a.cfg.Forge != forgeGitHub {
 		return nil, nil, nil
@@ -166,7 +203,19 @@ func (a *app) newGitHubForge() (*github.Client, transport.AuthMethod, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, c.GitAuth(), nil
+	if g.GitSSHKeyFile == "" {
+		return c, c.GitAuth(), nil
+	}
+	// The SSH user comes from the URL (git on GitHub).
+	user := "git"
+	if ep, err := transport.NewEndpoint(a.cfg.Repo.URL); err == nil && ep.User != "" {
+		user = ep.User
+	}
+	auth, err := gitsource.SSHAuth(user, g.GitSSHKeyFile, g.GitKnownHostsFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("github deploy key: %w", err)
+	}
+	return c, auth, nil
 }
 
 // githubRequestTimeout bounds each GitHub API request.

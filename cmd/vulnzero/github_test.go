@@ -1,10 +1,18 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // TestGitHubConfig: the github section is validated with field names, its
@@ -64,5 +72,67 @@ func TestGitHubConfig(t *testing.T) {
 	}
 	if s, err := secret("", tokFile, "token"); err != nil || s != "ghp_fromfile" {
 		t.Errorf("secret from file = %q, %v", s, err)
+	}
+}
+
+// TestGitHubDeployKeyConfig: a deploy key needs a known_hosts file, switches
+// the clone URL to SSH (or github.gitURL) and the git auth to the key.
+func TestGitHubDeployKeyConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vz.yaml")
+	getenv := func(k string) string { return map[string]string{"VZ_GITHUB_TOKEN": "ghp_x"}[k] }
+	load := func(s string) (Config, error) {
+		if err := os.WriteFile(path, []byte("dataDir: "+dir+"\nforge: github\ngithub:\n  owner: acme\n  repo: r\n"+s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return loadConfig(path, getenv)
+	}
+	if _, err := load("  gitSSHKeyFile: /k\n"); err == nil || !strings.Contains(err.Error(), "github.gitSSHKeyFile/gitKnownHostsFile") {
+		t.Errorf("key without known_hosts: %v", err)
+	}
+	if _, err := load("  gitSSHKeyFile: /k\n  gitKnownHostsFile: /kh\n  gitURL: https://github.com/acme/r.git\n"); err == nil || !strings.Contains(err.Error(), "not an SSH URL") {
+		t.Errorf("deploy key with an https URL: %v", err)
+	}
+
+	key := filepath.Join(dir, "deploy_key")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := knownhosts.Line([]string{"github.com"}, signer.PublicKey()) + "\n"
+	if err := os.WriteFile(known, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load("  gitSSHKeyFile: " + key + "\n  gitKnownHostsFile: " + known + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.withGitHubRepo()
+	if c.Repo.URL != "ssh://git@github.com/acme/r.git" {
+		t.Errorf("deploy key clone URL = %s", c.Repo.URL)
+	}
+	a := &app{cfg: c, log: slog.New(slog.DiscardHandler)}
+	_, auth, err := a.newGitHubForge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pk, ok := auth.(*gitssh.PublicKeys); !ok || pk.User != "git" || pk.HostKeyCallback == nil {
+		t.Errorf("git auth = %T %v, want ssh public keys as git with a host key check", auth, auth)
+	}
+	c.GitHub.GitURL, c.Repo.URL = "ssh://deploy@ghe.example.com:2222/acme/r.git", ""
+	if u := c.withGitHubRepo().Repo.URL; u != c.GitHub.GitURL {
+		t.Errorf("gitURL override = %s", u)
 	}
 }

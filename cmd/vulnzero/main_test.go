@@ -282,3 +282,35 @@ func TestIngestClosesFindingsOfCleanRescan(t *testing.T) {
 		t.Fatalf("after a failed import: %+v, %v", fs, err)
 	}
 }
+
+// DefectDojo's generic CSV has no package column: its rows import under a
+// pseudo-package per title, never as a patch.
+func TestIngestDefectDojoCSV(t *testing.T) {
+	t.Setenv("VZ_DATA_DIR", t.TempDir())
+	out, _, err := run(t, "ingest", filepath.Join("..", "..", "fixtures", "scans", "generic-csv", "defectdojo_generic_basic.csv"))
+	if err != nil || !strings.Contains(out, "4 findings read, 4 new") {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+}
+
+// --qualys-kb joins detections with the KnowledgeBase; a detection whose QID
+// the KnowledgeBase lacks fails the import (never stored as a bare QID).
+func TestIngestQualysNeedsKnowledgeBase(t *testing.T) {
+	t.Setenv("VZ_DATA_DIR", t.TempDir())
+	real := filepath.Join("..", "..", "..", "shared", "realdata", "scanners", "qualys")
+	if _, err := os.Stat(real); err != nil {
+		t.Skipf("shared realdata not beside the checkout: %v", err)
+	}
+	det := filepath.Join(real, "host_list_vm_detection_output_demisto.xml")
+	_, _, err := run(t, "ingest", det)
+	if err == nil || !strings.Contains(err.Error(), "QID") {
+		t.Fatalf("without a knowledge base: %v", err)
+	}
+	_, _, err = run(t, "ingest", "--qualys-kb", filepath.Join(real, "knowledge_base_vuln_list_output.xml"), det)
+	if err == nil || !strings.Contains(err.Error(), "QID") {
+		t.Fatalf("with a knowledge base lacking the QIDs: %v", err)
+	}
+	if _, _, err := run(t, "ingest", "--qualys-kb", "/nonexistent.xml", det); err == nil || !strings.Contains(err.Error(), "qualys knowledge base") {
+		t.Fatalf("missing knowledge base file: %v", err)
+	}
+}
