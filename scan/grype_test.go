@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -320,11 +319,4 @@ func FuzzGrype(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzParse(t, b, FormatGrype)
 	})
-}
-
-// sortedHosts is the covered hosts, deduplicated and sorted.
-func sortedHosts(hosts []string) []string {
-	hosts = append([]string(nil), hosts...)
-	sort.Strings(hosts)
-	return dedupeStrings(hosts)
 }

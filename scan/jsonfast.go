@@ -514,7 +514,7 @@ func (d *fastDecoder) skipCompositeFast() bool {
 				state = skipAfter
 				break
 			}
-			state = skipValue
+			state = skipValue //nolint:ineffassign // the state the next byte is read in, should skipValue's case change
 			fallthrough
 		case skipValue:
 			switch {
@@ -580,7 +580,7 @@ func (d *fastDecoder) skipCompositeFast() bool {
 			i++
 			state = skipValue
 		case skipAfter:
-			top := stack[depth-1]
+			top := stack[depth-1] //nolint:gosec // G602: skipAfter is entered only inside a container (depth ≥ 1)
 			switch {
 			case c == ',':
 				i++
@@ -1095,7 +1095,7 @@ func syntaxError(c byte, context string, offset int64) error {
 		// Token's error for a byte that cannot follow '{' ("invalid
 		// character ':'", no context): only a Decoder in that state says it.
 		dec := json.NewDecoder(bytes.NewReader([]byte{'{', c}))
-		dec.Token()
+		_, _ = dec.Token()
 		_, err = dec.Token()
 	} else {
 		err = json.Unmarshal(snippet, new(any))
@@ -1117,13 +1117,13 @@ func decoderError(msg string, offset int64) error {
 	switch msg {
 	case "expected comma after array element":
 		input = "[1 2]"
-		steps = func(dec *json.Decoder) error { dec.Token(); dec.Token(); return dec.Decode(new(any)) }
+		steps = func(dec *json.Decoder) error { _, _ = dec.Token(); _, _ = dec.Token(); return dec.Decode(new(any)) }
 	case "expected colon after object key":
 		input = `{"k" 1}`
-		steps = func(dec *json.Decoder) error { dec.Token(); dec.Token(); return dec.Decode(new(any)) }
+		steps = func(dec *json.Decoder) error { _, _ = dec.Token(); _, _ = dec.Token(); return dec.Decode(new(any)) }
 	default: // "not at beginning of value"
 		input = `{`
-		steps = func(dec *json.Decoder) error { dec.Token(); return dec.Decode(new(any)) }
+		steps = func(dec *json.Decoder) error { _, _ = dec.Token(); return dec.Decode(new(any)) }
 	}
 	var se *json.SyntaxError
 	if err := steps(json.NewDecoder(strings.NewReader(input))); errors.As(err, &se) && se.Error() == msg {

@@ -75,10 +75,8 @@ func reportPath(dir, format string, n int) string {
 	return filepath.Join(dir, fmt.Sprintf("%s-%d.%s", format, n, ext))
 }
 
-// hostOf and the finding index i give every finding a distinct key: host i
-// / perHost, package i % perHost, and a CVE that varies with both.
-func hostOf(i int) int { return i / perHost }
-
+// cveOf gives finding i a CVE that, with its host (i / perHost) and package
+// (i % perHost), makes every finding's key distinct.
 func cveOf(i int) string { return fmt.Sprintf("CVE-20%02d-%05d", 10+i%15, 10000+(i*7919)%90000) }
 
 // writeTrivy writes a `trivy k8s --format json` report: one Node resource

@@ -103,7 +103,7 @@ func ingestFile(ctx context.Context, st store.Store, path string, format scan.Fo
 	if err != nil {
 		return vulnzero.ImportResult{}, "", fmt.Errorf("ingest %s: %w", path, err)
 	}
-	defer report.Close()
+	defer func() { _ = report.Close() }()
 	stop := report.showProgress(progress)
 	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, withCoverage(findings, &covered))
 	stop()
