@@ -481,10 +481,10 @@ func (r *Reconciler) applyStage(ctx context.Context, des Desired, dp vulnzero.De
 	if err != nil {
 		return res, err
 	}
-	var todo []string
+	var remaining []string
 	for _, h := range st.Hosts {
 		if le := ledger[h]; le == nil || le.Revision != ro.Revision || le.State != vulnzero.LedgerApplied {
-			todo = append(todo, h)
+			remaining = append(remaining, h)
 		}
 	}
 	mayStart := func(h string) (bool, time.Time) {
@@ -504,7 +504,7 @@ func (r *Reconciler) applyStage(ctx context.Context, des Desired, dp vulnzero.De
 		ok, _ := mayStart(h)
 		return ok
 	}
-	if ro.State == vulnzero.RolloutWaiting && slices.ContainsFunc(todo, runsNow) {
+	if ro.State == vulnzero.RolloutWaiting && slices.ContainsFunc(remaining, runsNow) {
 		prev := ro.State
 		ro.State, ro.WaitUntil, ro.Reason = vulnzero.RolloutProgressing, time.Time{}, ""
 		r.log.Info("maintenance window open", "rollout", ro.ID, "patch", ro.PatchID, "stage", ro.Stage+1)
@@ -522,7 +522,7 @@ func (r *Reconciler) applyStage(ctx context.Context, des Desired, dp vulnzero.De
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, par)
 	)
-	for _, h := range todo {
+	for _, h := range remaining {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -1065,13 +1065,13 @@ func (r *Reconciler) runRollback(ctx context.Context, des Desired, ro *vulnzero.
 	if err != nil {
 		return err
 	}
-	var todo []vulnzero.LedgerEntry
+	var remaining []vulnzero.LedgerEntry
 	for _, h := range stageHosts(ro.Stages) {
 		if e := ledger[h]; e != nil && e.Revision == ro.Revision && e.State != vulnzero.LedgerRolledBack {
-			todo = append(todo, *e)
+			remaining = append(remaining, *e)
 		}
 	}
-	fails, err := r.rollbackHosts(ctx, des, ro, todo, steps, DefaultRollbackTimeout)
+	fails, err := r.rollbackHosts(ctx, des, ro, remaining, steps, DefaultRollbackTimeout)
 	if err != nil {
 		return err
 	}
