@@ -62,13 +62,19 @@ A large file shows its progress on stderr when that is a terminal.`,
 				opts.QualysKB = kb
 			}
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				hosts := a.hostMatcher(ctx, g.errw)
 				for _, path := range args {
-					res, f, err := ingestFile(ctx, a.store, path, scan.Format(format), source, opts, !partial, g.errw)
+					var unmatched []string
+					res, f, err := ingestFile(ctx, a.store, hosts, func(h string) { unmatched = append(unmatched, h) },
+						path, scan.Format(format), source, opts, !partial, g.errw)
 					if err != nil {
 						return err
 					}
 					fmt.Fprintf(g.out, "%s (%s): %d findings read, %d new, %d updated, %d fixed, %d hosts\n",
 						path, f, res.Read, res.New, res.Updated, res.Fixed, len(res.Hosts))
+					if len(unmatched) > 0 {
+						fmt.Fprintf(g.out, "%d hosts not in the inventory: %s\n", len(unmatched), strings.Join(unmatched, ", "))
+					}
 				}
 				return nil
 			})
@@ -91,8 +97,10 @@ func formatList() string {
 }
 
 // ingestFile imports one report in one transaction, drawing its progress
-// on progress when that is a terminal and the report is large.
-func ingestFile(ctx context.Context, st store.Store, path string, format scan.Format, source string, opts scan.Options, complete bool, progress io.Writer) (vulnzero.ImportResult, scan.Format, error) {
+// on progress when that is a terminal and the report is large. Hosts are
+// renamed to their inventory names by hosts (nil keeps the scanner's
+// names); each host it does not match is kept and passed to unmatched once.
+func ingestFile(ctx context.Context, st store.Store, hosts *scan.HostMatcher, unmatched func(string), path string, format scan.Format, source string, opts scan.Options, complete bool, progress io.Writer) (vulnzero.ImportResult, scan.Format, error) {
 	if source == "" {
 		source = filepath.Base(path)
 	}
@@ -105,7 +113,7 @@ func ingestFile(ctx context.Context, st store.Store, path string, format scan.Fo
 	}
 	defer func() { _ = report.Close() }()
 	stop := report.showProgress(progress)
-	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, withCoverage(findings, &covered))
+	res, err := st.ImportFindings(ctx, vulnzero.Import{Source: source, Scanner: string(f), File: path, Complete: complete, At: now}, scan.MatchHosts(withCoverage(findings, &covered), hosts, unmatched))
 	stop()
 	if err != nil {
 		return vulnzero.ImportResult{}, f, fmt.Errorf("ingest %s: %w", path, err)

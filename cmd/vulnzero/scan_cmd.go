@@ -182,7 +182,7 @@ func (a *app) newSources() ([]*source.Source, error) {
 	}
 	var out []*source.Source
 	for _, c := range a.cfg.Sources {
-		s, err := source.New(c, source.Deps{Store: a.store, Getenv: os.Getenv, TempDir: spool, Logger: a.log})
+		s, err := source.New(c, source.Deps{Store: a.store, Getenv: os.Getenv, TempDir: spool, Logger: a.log, Inventory: a.inventory})
 		if err != nil {
 			return nil, err
 		}

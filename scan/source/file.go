@@ -35,7 +35,7 @@ type dropped struct {
 // own transaction. A file that imports moves to done/; one that fails stays
 // with NAME.error beside it and the run reports it, but the other files
 // still import.
-func (s *Source) runFiles(ctx context.Context) (Result, error) {
+func (s *Source) runFiles(ctx context.Context, hosts *hostMatch) (Result, error) {
 	files, err := s.pending()
 	if err != nil {
 		return Result{}, fmt.Errorf("run %s: %w", s.cfg.Name, err)
@@ -48,7 +48,7 @@ func (s *Source) runFiles(ctx context.Context) (Result, error) {
 			break
 		}
 		path := filepath.Join(s.cfg.Path, d.name)
-		ir, err := s.importFile(ctx, path)
+		ir, err := s.importFile(ctx, path, hosts)
 		if err != nil && ctx.Err() != nil {
 			// Stopped, not bad: no report, so the next run tries it again.
 			errs = append(errs, err)
@@ -132,7 +132,7 @@ func (s *Source) pending() ([]dropped, error) {
 }
 
 // importFile imports one report in one transaction.
-func (s *Source) importFile(ctx context.Context, path string) (vulnzero.ImportResult, error) {
+func (s *Source) importFile(ctx context.Context, path string, hosts *hostMatch) (vulnzero.ImportResult, error) {
 	now := s.now().UTC()
 	f, err := os.Open(path)
 	if err != nil {
@@ -156,7 +156,7 @@ func (s *Source) importFile(ctx context.Context, path string) (vulnzero.ImportRe
 		findings = func(func(vulnzero.Finding, error) bool) {}
 	}
 	imp := vulnzero.Import{Source: s.cfg.Name, Scanner: string(format), File: path, Complete: !s.cfg.Partial, At: now}
-	ir, err := s.deps.Store.ImportFindings(ctx, imp, findings)
+	ir, err := s.deps.Store.ImportFindings(ctx, imp, hosts.apply(findings))
 	if err != nil {
 		return vulnzero.ImportResult{}, fmt.Errorf("import %s: %w", path, err)
 	}

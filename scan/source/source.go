@@ -44,6 +44,11 @@ type Deps struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand returns a number in [0, n) for backoff jitter; nil is math/rand.
 	Rand func(n int64) int64
+	// Inventory returns the fleet that scanned host names are matched
+	// against (by name, FQDN or IP: scan.HostMatcher), read at the start of
+	// each run so that hosts added since count. Nil keeps every host as the
+	// scanner names it; so does an error, which is logged, not fatal.
+	Inventory func(ctx context.Context) (vulnzero.Inventory, error)
 }
 
 // Source is one configured source, ready to run.
@@ -67,6 +72,10 @@ type Result struct {
 	// Failed lists the dropped files that did not import (file source):
 	// each stays in the drop directory with NAME.error beside it.
 	Failed []string
+	// Unmatched lists the hosts the run read that are not in the
+	// inventory (Deps.Inventory), sorted, once each. Their findings are
+	// stored under the scanner's name for them, never dropped.
+	Unmatched []string
 }
 
 func (r *Result) add(ir vulnzero.ImportResult) {
@@ -166,14 +175,19 @@ func (s *Source) Config() Config { return s.cfg }
 func (s *Source) Run(ctx context.Context) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MaxRunTime)
 	defer cancel()
+	hosts := s.hostMatch(ctx)
+	var res Result
+	var err error
 	if s.cfg.Type == TypeFile {
-		return s.runFiles(ctx)
+		res, err = s.runFiles(ctx, hosts)
+	} else if res, err = s.runPull(ctx, hosts); err != nil {
+		err = fmt.Errorf("run %s: %w", s.cfg.Name, err)
 	}
-	res, err := s.runPull(ctx)
-	if err != nil {
-		return res, fmt.Errorf("run %s: %w", s.cfg.Name, err)
+	res.Unmatched = hosts.sorted()
+	if len(res.Unmatched) > 0 {
+		s.log.Warn("hosts not in the inventory; findings kept under the scanner's names", "hosts", res.Unmatched)
 	}
-	return res, nil
+	return res, err
 }
 
 // doc is one downloaded report page, spooled to a file, and how to parse it.
@@ -205,7 +219,7 @@ type puller interface {
 	pull(ctx context.Context, dir string) (pulled, error)
 }
 
-func (s *Source) runPull(ctx context.Context) (Result, error) {
+func (s *Source) runPull(ctx context.Context, hosts *hostMatch) (Result, error) {
 	for _, f := range s.puller.formats() {
 		if err := requireFormat(f); err != nil {
 			return Result{}, err
@@ -224,7 +238,7 @@ func (s *Source) runPull(ctx context.Context) (Result, error) {
 	s.log.Info("pulled", "pages", len(p.docs), "hosts", len(p.hosts), "took", s.now().Sub(started).Round(time.Millisecond))
 	now := s.now().UTC()
 	imp := vulnzero.Import{Source: s.cfg.Name, Scanner: string(p.scanner), File: RedactURL(s.cfg.URL), Complete: !s.cfg.Partial, At: now}
-	ir, err := s.deps.Store.ImportFindings(ctx, imp, s.findings(p, now))
+	ir, err := s.deps.Store.ImportFindings(ctx, imp, hosts.apply(s.findings(p, now)))
 	if err != nil {
 		return Result{}, fmt.Errorf("import: %w", err)
 	}
