@@ -570,6 +570,21 @@ func (q *qualysWalker) detectionOutput(root xml.StartElement) error {
 }
 
 func (q *qualysWalker) detectionHost() error {
+	return q.host("DETECTION_LIST", "DETECTION", "HOST has no ID, IP, DNS or NETBIOS before its DETECTION_LIST",
+		func(host, osText string, se xml.StartElement) error {
+			dline, dcol := q.dec.InputPos()
+			var d qualysDetection
+			if err := q.decode(&d, &se); err != nil {
+				return err
+			}
+			return q.detection(dline, dcol, host, osText, d)
+		})
+}
+
+// host walks one HOST element of either layout: its identity fields, then
+// the items of its list, each handed to item with the host's name and OS.
+// The host is covered once identified — also when it has no items (clean).
+func (q *qualysWalker) host(list, itemName, noName string, item func(host, osText string, se xml.StartElement) error) error {
 	var h qualysHostFields
 	line, col := q.dec.InputPos()
 	host := ""
@@ -578,7 +593,7 @@ func (q *qualysWalker) detectionHost() error {
 			return nil
 		}
 		if host = h.name(q.in.opts); host == "" {
-			return q.errAt(line, col, "HOST has no ID, IP, DNS or NETBIOS before its DETECTION_LIST")
+			return q.errAt(line, col, "%s", noName)
 		}
 		q.in.cover(host)
 		return nil
@@ -587,28 +602,23 @@ func (q *qualysWalker) detectionHost() error {
 		if ok, err := q.hostField(se, &h); ok || err != nil {
 			return err
 		}
-		if se.Name.Local != "DETECTION_LIST" {
+		if se.Name.Local != list {
 			return q.skip()
 		}
 		if err := identify(); err != nil {
 			return err
 		}
 		return q.each(func(se xml.StartElement) error {
-			if se.Name.Local != "DETECTION" {
+			if se.Name.Local != itemName {
 				return q.skip()
 			}
-			dline, dcol := q.dec.InputPos()
-			var d qualysDetection
-			if err := q.decode(&d, &se); err != nil {
-				return err
-			}
-			return q.detection(dline, dcol, host, h.os, d)
+			return item(host, h.os, se)
 		})
 	})
 	if err != nil {
 		return err
 	}
-	return identify() // a host without detections is clean
+	return identify() // a host without items is clean
 }
 
 func (q *qualysWalker) detection(line, col int, host, osText string, d qualysDetection) error {
@@ -777,33 +787,8 @@ type qualysPending struct {
 }
 
 func (q *qualysWalker) assetHost(pending func(qualysPending) error) error {
-	var h qualysHostFields
-	line, col := q.dec.InputPos()
-	host := ""
-	identify := func() error {
-		if host != "" {
-			return nil
-		}
-		if host = h.name(q.in.opts); host == "" {
-			return q.errAt(line, col, "HOST has no IP, DNS or NETBIOS before its VULN_INFO_LIST")
-		}
-		q.in.cover(host)
-		return nil
-	}
-	err := q.each(func(se xml.StartElement) error {
-		if ok, err := q.hostField(se, &h); ok || err != nil {
-			return err
-		}
-		if se.Name.Local != "VULN_INFO_LIST" {
-			return q.skip()
-		}
-		if err := identify(); err != nil {
-			return err
-		}
-		return q.each(func(se xml.StartElement) error {
-			if se.Name.Local != "VULN_INFO" {
-				return q.skip()
-			}
+	return q.host("VULN_INFO_LIST", "VULN_INFO", "HOST has no IP, DNS or NETBIOS before its VULN_INFO_LIST",
+		func(host, osText string, se xml.StartElement) error {
 			vline, vcol := q.dec.InputPos()
 			var v qualysVulnInfo
 			if err := q.decode(&v, &se); err != nil {
@@ -818,17 +803,12 @@ func (q *qualysWalker) assetHost(pending func(qualysPending) error) error {
 			if qualysSkip(v.Type, v.VulnStatus, "", "") {
 				return nil
 			}
-			p := qualysPending{Host: host, OS: h.os, QID: qid, Results: v.Result, Line: vline, Col: vcol, Path: q.pathString()}
+			p := qualysPending{Host: host, OS: osText, QID: qid, Results: v.Result, Line: vline, Col: vcol, Path: q.pathString()}
 			if t, ok := parseTimestamp(v.FirstFound); ok {
 				p.FirstFound = t
 			}
 			return pending(p)
 		})
-	})
-	if err != nil {
-		return err
-	}
-	return identify()
 }
 
 func (q *qualysWalker) resolve(p qualysPending, glossary map[int]QualysVuln) error {
