@@ -149,7 +149,7 @@ func parseGrype(in *input, r *bufio.Reader, emit func(vulnzero.Finding) error) e
 		skipped = 3
 	}
 	lt := newLineTracker(r, skipped)
-	w := &grypeWalker{trivyWalker: &trivyWalker{in: in, dec: newFastDecoder(lt), lt: lt, emit: emit}}
+	w := &grypeWalker{trivyWalker: newTrivyWalker(in, newFastDecoder(lt), lt, emit)}
 	defer w.pending.close()
 	return w.run()
 }

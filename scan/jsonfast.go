@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/bits"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -63,6 +65,10 @@ type fastDecoder struct {
 	// nonASCII says the last string scanned has a byte above 0x7f (and so
 	// may need its UTF-8 checked).
 	nonASCII bool
+
+	// trusted: buf holds whole values whose syntax rawObject checked, so
+	// skipping one need not check it again (a batch decoder).
+	trusted bool
 
 	cvss     map[string]trivyCVSS // reused by trivyVuln.decodeFast
 	interned map[string]string
@@ -146,15 +152,9 @@ func (d *fastDecoder) peek() (byte, error) {
 	for {
 		buf := d.buf
 		i := d.scanp + n
-		// Pretty-printed reports indent with runs of spaces.
-		for i+8 <= len(buf) && binary.LittleEndian.Uint64(buf[i:]) == 0x2020202020202020 {
-			i += 8
-		}
-		for ; i < len(buf); i++ {
-			if c := buf[i]; !jsonSpace[c] {
-				d.scanp = i
-				return c, nil
-			}
+		if i = skipSpace(buf, i); i < len(buf) {
+			d.scanp = i
+			return buf[i], nil
 		}
 		n = len(d.buf) - d.scanp
 		if !d.fill() {
@@ -438,6 +438,10 @@ func (d *fastDecoder) skipValue() error {
 	if err != nil {
 		return err
 	}
+	if d.trusted {
+		d.scanp = skipTrusted(d.buf, d.scanp)
+		return nil
+	}
 	switch c {
 	case '"':
 		_, _, _, err := d.scanString()
@@ -493,13 +497,7 @@ func (d *fastDecoder) skipCompositeFast() bool {
 			d.fill()
 			buf, i = d.buf, d.scanp
 		}
-		for i+8 <= len(buf) && binary.LittleEndian.Uint64(buf[i:]) == 0x2020202020202020 {
-			i += 8
-		}
-		for i < len(buf) && jsonSpace[buf[i]] {
-			i++
-		}
-		if i >= len(buf) {
+		if i = skipSpace(buf, i); i >= len(buf) {
 			if d.rerr != nil {
 				return fail()
 			}
@@ -747,6 +745,29 @@ func (d *fastDecoder) skipArray() error {
 
 // jsonSpace marks JSON's whitespace bytes.
 var jsonSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// whitespace, len(buf) when there is none. Pretty-printed reports indent
+// each line with a run of spaces after the newline: eight at a time.
+func skipSpace(buf []byte, i int) int {
+	for i+8 <= len(buf) {
+		// The low zero bytes of w are the spaces before the first other byte.
+		w := binary.LittleEndian.Uint64(buf[i:]) ^ 0x2020202020202020
+		n := bits.TrailingZeros64(w) / 8
+		i += n
+		if n == 8 {
+			continue
+		}
+		if c := buf[i]; c != '\n' && c != '\t' && c != '\r' {
+			return i
+		}
+		i++
+	}
+	for i < len(buf) && jsonSpace[buf[i]] {
+		i++
+	}
+	return i
+}
 
 // strStop marks the bytes that end the fast part of a string scan: the
 // closing quote, a backslash, and control characters (invalid in JSON
@@ -1132,3 +1153,153 @@ func decoderError(msg string, offset int64) error {
 	}
 	panic("scan: no decoder error " + msg)
 }
+
+// rawObject consumes the next value when it is a well-formed object (as
+// Decode would read it, past the comma or colon before it) and returns the
+// stream offsets of its first byte and just past its last. The bytes stay
+// in whatever the decoder reads through (a lineTracker) until released.
+// Anything else (another type, a syntax error, the end of input, deep
+// nesting) gives ok false and leaves the decoder as it was, for Decode to
+// read and, when it is bad, to name the problem.
+func (d *fastDecoder) rawObject() (start, end int64, ok bool) {
+	if d.err != nil {
+		return 0, 0, false
+	}
+	state, from := d.tokenState, d.InputOffset()
+	d.keep = d.scanp
+	defer func() { d.keep = -1 }()
+	restore := func() (int64, int64, bool) {
+		d.tokenState, d.scanp = state, int(from-d.scanned)
+		return 0, 0, false
+	}
+	var sep byte
+	switch d.tokenState {
+	case tokenArrayComma:
+		sep = ','
+	case tokenObjectColon:
+		sep = ':'
+	}
+	if sep != 0 {
+		if c, err := d.peek(); err != nil || c != sep {
+			return restore()
+		}
+		d.scanp++
+		d.tokenValueAfterSeparator()
+	}
+	if !d.tokenValueAllowed() {
+		return restore()
+	}
+	if c, err := d.peek(); err != nil || c != '{' {
+		return restore()
+	}
+	start = d.InputOffset()
+	if !d.skipCompositeFast() {
+		return restore()
+	}
+	d.tokenValueEnd()
+	return start, d.InputOffset(), true
+}
+
+// tokenValueAfterSeparator is the state change of a ',' between array
+// elements or a ':' after a key.
+func (d *fastDecoder) tokenValueAfterSeparator() {
+	switch d.tokenState {
+	case tokenArrayComma:
+		d.tokenState = tokenArrayValue
+	case tokenObjectColon:
+		d.tokenState = tokenObjectValue
+	}
+}
+
+// segmentDecoders decode batches on worker goroutines (see trivyBatch),
+// each over a copy of part of the stream.
+var segmentDecoders = sync.Pool{New: func() any { return &fastDecoder{keep: -1} }}
+
+// resetSegment makes d read seg, the stream bytes from offset base on, and
+// nothing after them.
+func (d *fastDecoder) resetSegment(seg []byte, base int64) {
+	d.r, d.buf, d.scanned, d.scanp, d.keep = nil, seg, base, 0, -1
+	d.rerr, d.err, d.trusted = io.EOF, nil, true
+	d.tokenState, d.tokenStack, d.depth = tokenTopValue, d.tokenStack[:0], 0
+}
+
+// seek puts d at stream offset off, before a top-level value.
+func (d *fastDecoder) seek(off int64) {
+	d.scanp, d.keep, d.err = int(off-d.scanned), -1, nil
+	d.tokenState, d.tokenStack = tokenTopValue, d.tokenStack[:0]
+}
+
+// skipTrusted returns the index just past the value that starts at buf[i],
+// which must be well formed and whole in buf: it only matches quotes and
+// brackets, with no checking, a few times faster than skipping with checks.
+func skipTrusted(buf []byte, i int) int {
+	depth := 0
+	for i < len(buf) {
+		switch jsonClass[buf[i]] {
+		case classQuote:
+			i = stringEnd(buf, i+1)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case classOpen:
+			depth++
+		case classClose:
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case classSpace:
+			i = skipSpace(buf, i+1)
+			continue
+		case classOther:
+			if depth == 0 { // a number or literal
+				for i < len(buf) && jsonClass[buf[i]] == classOther {
+					i++
+				}
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the closing quote of the string
+// whose body starts at buf[i]; the string must be well formed.
+func stringEnd(buf []byte, i int) int {
+	for {
+		k := bytes.IndexByte(buf[i:], '"')
+		if k < 0 {
+			return len(buf)
+		}
+		j := i + k
+		n := 0 // backslashes right before the quote: odd escapes it
+		for buf[j-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1
+		}
+		i = j + 1
+	}
+}
+
+// The byte classes skipTrusted tells apart; ',' and ':' are spaces to it.
+const (
+	classOther = iota
+	classQuote
+	classOpen
+	classClose
+	classSpace
+)
+
+var jsonClass = func() (t [256]uint8) {
+	t['"'] = classQuote
+	t['{'], t['['] = classOpen, classOpen
+	t['}'], t[']'] = classClose, classClose
+	for _, c := range []byte(" \t\r\n,:") {
+		t[c] = classSpace
+	}
+	return t
+}()

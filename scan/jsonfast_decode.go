@@ -224,21 +224,30 @@ func (v *trivyVuln) decodeCVSS(d *fastDecoder, te *typeError) error {
 		var c trivyCVSS
 		err := d.structField(te, reflect.TypeFor[trivyCVSS](), "trivyVuln", fieldPath{name: "CVSS"}, func(key []byte) error {
 			f := fieldPath{prefix: "CVSS.", name: fieldName(key, trivyCVSSFields)}
+			var vec *string
 			switch f.name {
 			case "V2Vector":
-				return d.stringField(&c.V2Vector, te, "trivyCVSS", f)
+				vec = &c.V2Vector
 			case "V3Vector":
-				return d.stringField(&c.V3Vector, te, "trivyCVSS", f)
+				vec = &c.V3Vector
 			case "V40Vector":
-				return d.stringField(&c.V40Vector, te, "trivyCVSS", f)
+				vec = &c.V40Vector
 			case "V2Score":
 				return d.floatField(&c.V2Score, te, "trivyCVSS", f)
 			case "V3Score":
 				return d.floatField(&c.V3Score, te, "trivyCVSS", f)
 			case "V40Score":
 				return d.floatField(&c.V40Score, te, "trivyCVSS", f)
+			default:
+				return d.skipValue()
 			}
-			return d.skipValue()
+			// A report repeats a few dozen vectors a million times.
+			if d.buf[d.scanp] == '"' {
+				b, err := d.readStringBytes()
+				*vec = d.internBytes(b)
+				return err
+			}
+			return d.stringField(vec, te, "trivyCVSS", f)
 		})
 		v.CVSS[src] = c
 		return err

@@ -208,8 +208,8 @@ func parseTrivyWith(b []byte, fast, oneByte bool) ([]vulnzero.Finding, error) {
 	}
 	var fs []vulnzero.Finding
 	in := newInput("fuzz", FormatTrivy, Options{Now: now})
-	w := &trivyWalker{in: in, dec: dec, lt: lt, emit: func(f vulnzero.Finding) error { fs = append(fs, f); return nil }}
-	return fs, w.run()
+	w := newTrivyWalker(in, dec, lt, func(f vulnzero.Finding) error { fs = append(fs, f); return nil })
+	return fs, w.parse()
 }
 
 func compareTrivy(t *testing.T, b []byte) {
@@ -217,14 +217,20 @@ func compareTrivy(t *testing.T, b []byte) {
 	// Both read the same way: where a syntax error in a decoded value is
 	// reported depends on how far the reader has read ahead (the walker
 	// rescans the bytes it holds), for either decoder.
+	//
+	// The fast decoder decodes vulnerabilities in batches on other
+	// goroutines; batch sizes of 1 and 2 cross batch boundaries everywhere.
+	defer func(n int) { batchSize = n }(batchSize)
 	for _, oneByte := range []bool{false, true} {
 		want, wantErr := parseTrivyWith(b, false, oneByte)
-		got, err := parseTrivyWith(b, true, oneByte)
-		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-			t.Fatalf("input %q (one byte %v):\nfast error  %v\njson error  %v", b, oneByte, err, wantErr)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("input %q (one byte %v): findings differ:\nfast %+v\njson %+v", b, oneByte, got, want)
+		for _, batchSize = range []int{1, 2, 64} {
+			got, err := parseTrivyWith(b, true, oneByte)
+			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Fatalf("input %q (one byte %v, batches of %d):\nfast error  %v\njson error  %v", b, oneByte, batchSize, err, wantErr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("input %q (one byte %v, batches of %d): findings differ:\nfast %+v\njson %+v", b, oneByte, batchSize, got, want)
+			}
 		}
 	}
 }

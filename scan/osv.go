@@ -134,7 +134,7 @@ func parseOSV(in *input, r *bufio.Reader, emit func(vulnzero.Finding) error) err
 		skipped = 3
 	}
 	lt := newLineTracker(r, skipped)
-	w := &osvWalker{trivyWalker: &trivyWalker{in: in, dec: newFastDecoder(lt), lt: lt, emit: emit}}
+	w := &osvWalker{trivyWalker: newTrivyWalker(in, newFastDecoder(lt), lt, emit)}
 	defer w.pending.close()
 	return w.run()
 }

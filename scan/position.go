@@ -16,6 +16,16 @@ type lineTracker struct {
 	lines  int    // newlines before base
 	lastNL int64  // stream offset of the last newline before base; -1 if none
 	buf    []byte // bytes from base up to everything read so far
+
+	// view: buf is a batch's copy of part of the stream (see
+	// trivyBatch), read by a worker; nothing is ever released.
+	view bool
+
+	// A memo of the last position counted, so that asking about offsets
+	// in increasing order counts each byte once.
+	memoOff    int64
+	memoLines  int
+	memoLastNL int64
 }
 
 func newLineTracker(r io.Reader, offset int64) *lineTracker {
@@ -35,6 +45,9 @@ func (t *lineTracker) end() int64 { return t.base + int64(len(t.buf)) }
 // buffer is compacted only when the released prefix is large, so each byte
 // is counted and copied a bounded number of times.
 func (t *lineTracker) release(off int64) {
+	if t.view {
+		return
+	}
 	k := int(off - t.base)
 	if k < 32<<10 || k < len(t.buf)/2 || k > len(t.buf) {
 		return
@@ -51,15 +64,27 @@ func (t *lineTracker) release(off int64) {
 // pos returns the 1-based line and column of stream offset off, which must
 // not be before the last release.
 func (t *lineTracker) pos(off int64) (line, col int) {
+	lines, lastNL, at := t.linesBefore(off)
+	return lines + 1, int(at - lastNL)
+}
+
+// linesBefore counts the newlines before stream offset off (clamped to
+// what the tracker holds, returned as at) and finds the last of them.
+func (t *lineTracker) linesBefore(off int64) (lines int, lastNL, at int64) {
 	k := int(off - t.base)
 	k = max(0, min(k, len(t.buf)))
-	prefix := t.buf[:k]
-	line = t.lines + bytes.Count(prefix, []byte{'\n'}) + 1
-	lastNL := t.lastNL
-	if i := bytes.LastIndexByte(prefix, '\n'); i >= 0 {
-		lastNL = t.base + int64(i)
+	from, lines, lastNL := 0, t.lines, t.lastNL
+	if m := int(t.memoOff - t.base); t.memoOff > 0 && m >= 0 && m <= k {
+		from, lines, lastNL = m, t.memoLines, t.memoLastNL
 	}
-	return line, int(t.base + int64(k) - lastNL)
+	seg := t.buf[from:k]
+	if n := bytes.Count(seg, []byte{'\n'}); n > 0 {
+		lines += n
+		lastNL = t.base + int64(from+bytes.LastIndexByte(seg, '\n'))
+	}
+	at = t.base + int64(k)
+	t.memoOff, t.memoLines, t.memoLastNL = at, lines, lastNL
+	return lines, lastNL, at
 }
 
 // skipSeparators returns the offset of the first byte at or after off that

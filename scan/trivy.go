@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"vulnzero.dev/vulnzero"
 )
@@ -74,6 +75,19 @@ type trivyWalker struct {
 
 	artifact        string // ArtifactName
 	osFamily, osVer string // Metadata.OS of the report
+
+	// Vulnerabilities are decoded in batches on the other cores (fd reads
+	// them raw, par decodes and hands them back in order); the walker's
+	// own emits and coverage go through par too, to stay in order.
+	fd  *fastDecoder
+	par *ordered
+
+	prevPkg, prevID string // the last vulnerability consumed, for dedupe
+
+	// vulnAt is the index of the vulnerability being decoded, the last
+	// step of the path (built only for an error); -1 outside one.
+	vulnAt  int
+	scratch trivyVuln
 }
 
 // trivyScope is what a group of results shares: the host they describe when
@@ -96,8 +110,24 @@ func parseTrivy(in *input, r *bufio.Reader, emit func(vulnzero.Finding) error) e
 	}
 	lt := newLineTracker(r, skipped)
 	dec := newFastDecoder(lt)
-	w := &trivyWalker{in: in, dec: dec, lt: lt, emit: emit}
-	return w.run()
+	return newTrivyWalker(in, dec, lt, emit).parse()
+}
+
+func newTrivyWalker(in *input, dec jsonDecoder, lt *lineTracker, emit func(vulnzero.Finding) error) *trivyWalker {
+	w := &trivyWalker{in: in, dec: dec, lt: lt, emit: emit, par: newOrdered(), vulnAt: -1}
+	w.fd, _ = dec.(*fastDecoder)
+	return w
+}
+
+// parse walks the report, then waits for the batches still in flight.
+func (w *trivyWalker) parse() error { return w.par.finish(w.run()) }
+
+// cover reports a host as covered, in order with the findings before it.
+func (w *trivyWalker) cover(host string) error {
+	return w.par.then(func() error {
+		w.in.cover(host)
+		return nil
+	})
 }
 
 func (w *trivyWalker) run() error {
@@ -186,8 +216,7 @@ func (w *trivyWalker) report() error {
 		return err
 	}
 	// A report with no results still covers its host: it is clean.
-	w.in.cover(firstNonEmpty(w.in.opts.Host, w.artifact))
-	return nil
+	return w.cover(firstNonEmpty(w.in.opts.Host, w.artifact))
 }
 
 // resources walks a Kubernetes report's resource list. A node is a machine,
@@ -296,7 +325,9 @@ func (w *trivyWalker) result(sc trivyScope) error {
 		}
 	}
 	if host := w.host(sc, res); res.seen && host != "" {
-		w.in.cover(host)
+		if err := w.cover(host); err != nil {
+			return err
+		}
 	}
 	return w.close()
 }
@@ -337,7 +368,9 @@ func (w *trivyWalker) vulnerabilities(sc trivyScope, res trivyResult) error {
 	if host == "" {
 		return w.errAt(start, "Vulnerabilities", "no host: ArtifactName and Target are empty (configure a host for this source)")
 	}
-	w.in.cover(host)
+	if err := w.cover(host); err != nil {
+		return err
+	}
 
 	base := w.in.finding()
 	base.Host = host
@@ -359,43 +392,159 @@ func (w *trivyWalker) vulnerabilities(sc trivyScope, res trivyResult) error {
 		base.Ecosystem = strings.ToLower(res.typ)
 	}
 
-	var prevPkg, prevID string
+	if err := w.par.then(func() error {
+		w.prevPkg, w.prevID = "", ""
+		return nil
+	}); err != nil {
+		return err
+	}
+	b := &trivyBatch{base: base, path: slices.Clone(w.path)}
 	for i := 0; w.dec.More(); i++ {
-		w.push(fmt.Sprintf("Vulnerabilities[%d]", i))
-		var v trivyVuln
-		start, err := w.decode(&v, "")
+		if w.fd != nil && !w.par.inline {
+			if start, end, ok := w.fd.rawObject(); ok {
+				if len(b.starts) == 0 {
+					b.first = i
+				}
+				b.starts, b.end = append(b.starts, start), end
+				if len(b.starts) == batchSize {
+					if err := w.submit(b); err != nil {
+						return err
+					}
+					b = &trivyBatch{base: base, path: b.path}
+				}
+				continue
+			}
+		}
+		// Not a well-formed object: decode it here, after everything before
+		// it, so that the decoder names what is wrong with it.
+		if err := w.submit(b); err != nil {
+			return err
+		}
+		b = &trivyBatch{base: base, path: b.path}
+		if err := w.par.flush(); err != nil {
+			return err
+		}
+		w.vulnAt = i
+		f, notAffected, err := w.vuln(base)
 		if err != nil {
 			return err
 		}
-		switch {
-		case v.VulnerabilityID == "":
-			return w.errAt(start, "", "vulnerability has no VulnerabilityID")
-		case v.PkgName == "":
-			return w.errAt(start, "", "vulnerability %s has no PkgName", v.VulnerabilityID)
-		}
-		// Trivy sorts by package then id, so the same package reported at
-		// two paths arrives twice in a row: keep the first.
-		dup := v.PkgName == prevPkg && v.VulnerabilityID == prevID
-		prevPkg, prevID = v.PkgName, v.VulnerabilityID
-		if dup || v.Status == "not_affected" {
-			w.pop()
-			continue
-		}
-		f := base
-		f.Package = v.PkgName
-		f.Installed = v.InstalledVersion
-		f.Fixed = pickFixed(v.FixedVersion, v.InstalledVersion)
-		f.CVE = v.VulnerabilityID
-		f.Title = v.Title
-		f.Severity = trivySeverity(v.Severity)
-		f.CVSS, f.CVSSVector = trivyScore(v.CVSS, v.SeveritySource)
-		if err := w.emit(f); err != nil {
+		if err := w.emitVuln(f, notAffected); err != nil {
 			return err
 		}
-		w.pop()
+		w.vulnAt = -1
+	}
+	if err := w.submit(b); err != nil {
+		return err
 	}
 	return w.close()
 }
+
+// vuln decodes the vulnerability at the decoder's position into a finding
+// on base.
+func (w *trivyWalker) vuln(base vulnzero.Finding) (f vulnzero.Finding, notAffected bool, err error) {
+	w.scratch = trivyVuln{}
+	v := &w.scratch
+	start, err := w.decode(v, "")
+	if err != nil {
+		return f, false, err
+	}
+	switch {
+	case v.VulnerabilityID == "":
+		return f, false, w.errAt(start, "", "vulnerability has no VulnerabilityID")
+	case v.PkgName == "":
+		return f, false, w.errAt(start, "", "vulnerability %s has no PkgName", v.VulnerabilityID)
+	}
+	f = base
+	f.Package = v.PkgName
+	f.Installed = v.InstalledVersion
+	f.Fixed = pickFixed(v.FixedVersion, v.InstalledVersion)
+	f.CVE = v.VulnerabilityID
+	f.Title = v.Title
+	f.Severity = trivySeverity(v.Severity)
+	f.CVSS, f.CVSSVector = trivyScore(v.CVSS, v.SeveritySource)
+	return f, v.Status == "not_affected", nil
+}
+
+// emitVuln emits a decoded vulnerability, in input order. Trivy sorts by
+// package then id, so the same package reported at two paths arrives
+// twice in a row: the first is kept.
+func (w *trivyWalker) emitVuln(f vulnzero.Finding, notAffected bool) error {
+	dup := f.Package == w.prevPkg && f.CVE == w.prevID
+	w.prevPkg, w.prevID = f.Package, f.CVE
+	if dup || notAffected {
+		return nil
+	}
+	return w.emit(f)
+}
+
+// trivyBatch is a run of vulnerabilities of one result, read raw by the
+// walker and decoded on a worker.
+type trivyBatch struct {
+	base   vulnzero.Finding
+	path   []string // the walker's path at the Vulnerabilities array
+	first  int      // index of the first entry in the array
+	starts []int64  // stream offset of each entry
+	end    int64    // stream offset just past the last entry
+}
+
+// submit hands a batch to a worker: a copy of its stream bytes, and the
+// line count before them for errors. The worker decodes each entry with
+// the same walker code on a view of the copy, so an error names the same
+// line, column and path as it would have here.
+func (w *trivyWalker) submit(b *trivyBatch) error {
+	if len(b.starts) == 0 {
+		return nil
+	}
+	segStart := b.starts[0]
+	seg := getBuffer(int(b.end - segStart))
+	copy(seg, w.lt.buf[segStart-w.lt.base:b.end-w.lt.base])
+	lines, lastNL, _ := w.lt.linesBefore(segStart)
+	w.lt.release(b.end)
+	in := w.in
+	return w.par.submit(func() func() error {
+		d := segmentDecoders.Get().(*fastDecoder)
+		defer segmentDecoders.Put(d)
+		d.resetSegment(seg, segStart)
+		ww := &trivyWalker{in: in, dec: d, lt: &lineTracker{base: segStart, lines: lines, lastNL: lastNL, buf: seg, view: true}, path: b.path}
+		out := trivyEntries.Get().(*[]trivyEntry)
+		entries := (*out)[:0]
+		var err error
+		for k, off := range b.starts {
+			ww.vulnAt = b.first + k
+			d.seek(off)
+			f, notAffected, ferr := ww.vuln(b.base)
+			if ferr != nil {
+				err = ferr
+				break
+			}
+			entries = append(entries, trivyEntry{f, notAffected})
+		}
+		d.buf = nil // the batch's, not the pool's
+		return func() error {
+			// Emit copies each finding, and decoded strings never point
+			// into seg: both go back to their pools after.
+			defer func() {
+				*out = entries[:0]
+				trivyEntries.Put(out)
+				putBuffer(seg)
+			}()
+			for _, e := range entries {
+				if err := w.emitVuln(e.f, e.notAffected); err != nil {
+					return err
+				}
+			}
+			return err
+		}
+	})
+}
+
+type trivyEntry struct {
+	f           vulnzero.Finding
+	notAffected bool
+}
+
+var trivyEntries = sync.Pool{New: func() any { return new([]trivyEntry) }}
 
 // trivySeverity maps Trivy's severities; anything else (Trivy writes only
 // these five) is unknown.
@@ -421,26 +570,28 @@ func trivyScore(m map[string]trivyCVSS, severitySource string) (float64, string)
 	if len(m) == 0 {
 		return 0, ""
 	}
-	var others []string
+	var arr [8]string
+	order := append(arr[:0], "nvd", severitySource)
 	for src := range m {
 		if src != "nvd" && src != severitySource {
-			others = append(others, src)
+			order = append(order, src)
 		}
 	}
-	sort.Strings(others)
-	order := append([]string{"nvd", severitySource}, others...)
-	pick := []func(trivyCVSS) (float64, string){
-		func(c trivyCVSS) (float64, string) { return c.V3Score, c.V3Vector },
-		func(c trivyCVSS) (float64, string) { return c.V40Score, c.V40Vector },
-		func(c trivyCVSS) (float64, string) { return c.V2Score, c.V2Vector },
-	}
-	for _, p := range pick {
+	slices.Sort(order[2:])
+	for version := range 3 { // v3, then v4.0, then v2
 		for _, src := range order {
 			c, ok := m[src]
 			if !ok {
 				continue
 			}
-			if score, vec := p(c); score > 0 {
+			score, vec := c.V3Score, c.V3Vector
+			switch version {
+			case 1:
+				score, vec = c.V40Score, c.V40Vector
+			case 2:
+				score, vec = c.V2Score, c.V2Vector
+			}
+			if score > 0 {
 				return score, vec
 			}
 		}
@@ -474,7 +625,11 @@ func (w *trivyWalker) pop()          { w.path = w.path[:len(w.path)-1] }
 
 func (w *trivyWalker) pathString(field string) string {
 	var b strings.Builder
-	for _, p := range w.path {
+	path := w.path
+	if w.vulnAt >= 0 {
+		path = append(slices.Clip(path), "Vulnerabilities["+strconv.Itoa(w.vulnAt)+"]")
+	}
+	for _, p := range path {
 		if b.Len() > 0 && !strings.HasPrefix(p, "[") {
 			b.WriteByte('.')
 		}

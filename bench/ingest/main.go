@@ -55,9 +55,9 @@ func main() {
 	n := flag.Int("n", 1_000_000, "findings per generated report")
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "vulnzero-bench-ingest"), "where generated reports are kept")
 	formats := flag.String("formats", "trivy,nessus", "report formats to measure")
-	stores := flag.String("stores", "sqlite,postgres", "stores to ingest into")
+	stores := flag.String("stores", "sqlite,postgres", "stores to ingest into (empty: parse only)")
 	flag.Parse()
-	if err := run(*n, *dir, strings.Split(*formats, ","), strings.Split(*stores, ",")); err != nil {
+	if err := run(*n, *dir, strings.Split(*formats, ","), strings.FieldsFunc(*stores, func(r rune) bool { return r == ',' })); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-ingest:", err)
 		os.Exit(1)
 	}
@@ -203,6 +203,17 @@ func child(args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if p := os.Getenv("VZ_BENCH_MEMPROFILE"); p != "" {
+		// Allocations, as alloc_space: VZ_BENCH_MEMPROFILE=/tmp/m go run ./bench/ingest …
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			f, err := os.Create(p + "-" + args[0] + "-" + *format + "-" + *st) //nolint:gosec // G703: a profiling path the operator chose
+			if err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	var r result
 	var err error
