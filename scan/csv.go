@@ -324,10 +324,14 @@ func defectDojoRow(r *csvRow) ([]vulnzero.Finding, error) {
 
 // perID makes one finding per vulnerability id of a row.
 func perID(f vulnzero.Finding, ids []string) []vulnzero.Finding {
-	out := make([]vulnzero.Finding, len(ids))
-	for i, id := range ids {
-		out[i] = f
-		out[i].CVE = id
+	return appendPerID(make([]vulnzero.Finding, 0, len(ids)), f, ids)
+}
+
+// appendPerID is perID appending to out.
+func appendPerID(out []vulnzero.Finding, f vulnzero.Finding, ids []string) []vulnzero.Finding {
+	for _, id := range ids {
+		f.CVE = id
+		out = append(out, f)
 	}
 	return out
 }

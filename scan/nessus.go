@@ -6,7 +6,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"vulnzero.dev/vulnzero"
@@ -70,6 +72,11 @@ type nessusHit struct {
 // VulnZero can only apply a fix that is a package upgrade. A plugin without
 // CVEs is identified as NESSUS-<plugin id>.
 func (in *input) pluginFindings(h nessusHit) []vulnzero.Finding {
+	return in.appendPluginFindings(nil, h)
+}
+
+// appendPluginFindings is pluginFindings appending to out.
+func (in *input) appendPluginFindings(out []vulnzero.Finding, h nessusHit) []vulnzero.Finding {
 	fam, ver := h.osFamily, h.osVersion
 	if !h.osRead {
 		fam, ver = osFromText(h.os)
@@ -93,14 +100,13 @@ func (in *input) pluginFindings(h nessusHit) []vulnzero.Finding {
 	if len(pairs) == 0 {
 		base.Package = "nessus:" + h.pluginID
 		base.Installed, _ = nessusVersions(h.output)
-		return perID(base, ids)
+		return appendPerID(out, base, ids)
 	}
-	out := make([]vulnzero.Finding, 0, len(pairs)*len(ids))
 	for _, p := range pairs {
 		f := base
 		f.Package, f.Installed, f.Fixed = p.name, p.installed, p.fixed
 		f.Ecosystem = firstNonEmpty(osEcosystem(fam), p.ecosystem)
-		out = append(out, perID(f, ids)...)
+		out = appendPerID(out, f, ids)
 	}
 	return out
 }
@@ -169,6 +175,7 @@ func parseNessusXML(in *input, r *bufio.Reader, emit func(vulnzero.Finding) erro
 		return w.errf("root element <%s> is not NessusClientData_v2 (export the scan as .nessus)", root.Name.Local)
 	}
 	w.path = append(w.path, xmlStep{name: root.Name.Local})
+	par := newOrdered()
 	err = w.each(func(se xml.StartElement) error {
 		if se.Name.Local != "Report" {
 			return w.skip() // Policy: most of the file, and no findings
@@ -177,14 +184,14 @@ func parseNessusXML(in *input, r *bufio.Reader, emit func(vulnzero.Finding) erro
 			if se.Name.Local != "ReportHost" {
 				return w.skip()
 			}
-			return nessusHost(w, se, emit)
+			return nessusHost(w, par, se, emit)
 		})
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		w.path = w.path[:0]
+		err = w.end()
 	}
-	w.path = w.path[:0]
-	return w.end()
+	return par.finish(err)
 }
 
 type nessusHostInfo struct {
@@ -194,7 +201,10 @@ type nessusHostInfo struct {
 	covered             bool
 }
 
-func nessusHost(w *xmlWalker, se xml.StartElement, emit func(vulnzero.Finding) error) error {
+// nessusHost walks one ReportHost. Its ReportItems, most of a .nessus
+// file, are read raw here and parsed in batches on the other cores (par),
+// which hand the findings back in order.
+func nessusHost(w *xmlWalker, par *ordered, se xml.StartElement, emit func(vulnzero.Finding) error) error {
 	h := nessusHostInfo{name: strings.TrimSpace(attr(se, "name"))}
 	line, col := w.dec.InputPos()
 	cover := func() error {
@@ -208,8 +218,20 @@ func nessusHost(w *xmlWalker, se xml.StartElement, emit func(vulnzero.Finding) e
 			return w.errAt(line, col, "ReportHost has no name and no host-fqdn, hostname, netbios-name or host-ip tag")
 		}
 		h.covered = true
-		w.in.cover(h.host)
-		return nil
+		host := h.host
+		return par.then(func() error {
+			w.in.cover(host)
+			return nil
+		})
+	}
+	var b *nessusBatch
+	submit := func() error {
+		if b == nil {
+			return nil
+		}
+		err := par.submit(b.run(w.in, emit))
+		b = nil
+		return err
 	}
 	err := w.each(func(se xml.StartElement) error {
 		switch se.Name.Local {
@@ -222,13 +244,30 @@ func nessusHost(w *xmlWalker, se xml.StartElement, emit func(vulnzero.Finding) e
 			if err := cover(); err != nil {
 				return err
 			}
-			hit, ok, err := nessusItem(w, se)
+			if w.fast != nil && !par.inline {
+				if body, base, line, lastNL, ok := w.fast.rawBody(); ok {
+					if b == nil {
+						b = &nessusBatch{host: h, path: slices.Clone(w.path[:len(w.path)-1]), buf: getBuffer(0), items: make([]nessusRaw, 0, batchSize)}
+					}
+					b.add(se, w.path[len(w.path)-1].i, body, base, line, lastNL)
+					if len(b.items) == batchSize {
+						return submit()
+					}
+					return nil
+				}
+			}
+			// Read here, after everything before it.
+			if err := submit(); err != nil {
+				return err
+			}
+			if err := par.flush(); err != nil {
+				return err
+			}
+			hit, ok, err := nessusItem(w, itemAttrs(se))
 			if err != nil || !ok {
 				return err
 			}
-			hit.host, hit.os = h.host, h.os
-			hit.osFamily, hit.osVersion, hit.osRead = h.osFamily, h.osVersion, true
-			for _, f := range w.in.pluginFindings(hit) {
+			for _, f := range w.in.pluginFindings(h.hit(hit)) {
 				if err := emit(f); err != nil {
 					return err
 				}
@@ -237,11 +276,99 @@ func nessusHost(w *xmlWalker, se xml.StartElement, emit func(vulnzero.Finding) e
 		}
 		return w.skip()
 	})
+	// The items read before an error come before it.
+	if serr := submit(); err == nil {
+		err = serr
+	}
 	if err != nil {
 		return err
 	}
 	// A host without results (or only informational ones) is clean.
 	return cover()
+}
+
+// hit completes a result with what its host says.
+func (h nessusHostInfo) hit(hit nessusHit) nessusHit {
+	hit.host, hit.os = h.host, h.os
+	hit.osFamily, hit.osVersion, hit.osRead = h.osFamily, h.osVersion, true
+	return hit
+}
+
+// nessusBatch is a run of one host's ReportItems, read raw, to be parsed
+// on a worker with the same code (nessusItem) on copies of their bytes,
+// each at its own position, so errors name the same line, column and path.
+type nessusBatch struct {
+	host  nessusHostInfo
+	path  []xmlStep // the path of the ReportHost
+	buf   []byte    // the items' bodies, one after another
+	items []nessusRaw
+}
+
+type nessusRaw struct {
+	attrs        nessusAttrs
+	name         string // the element's name as written, prefix and all
+	index        int    // among the host's ReportItems, for the path
+	from, to     int // the body in buf
+	base, lastNL int64
+	line         int
+}
+
+func (b *nessusBatch) add(se xml.StartElement, index int, body []byte, base int64, line int, lastNL int64) {
+	from := len(b.buf)
+	b.buf = append(b.buf, body...)
+	name := se.Name.Local
+	if se.Name.Space != "" {
+		name = se.Name.Space + ":" + name
+	}
+	b.items = append(b.items, nessusRaw{attrs: itemAttrs(se), name: name, index: index, from: from, to: len(b.buf), base: base, lastNL: lastNL, line: line})
+}
+
+// findingSlices hold a batch's findings from its worker to its consumer.
+var findingSlices = sync.Pool{New: func() any { return new([]vulnzero.Finding) }}
+
+// segmentXML parse batches on worker goroutines.
+var segmentXML = sync.Pool{New: func() any { return newFastXML(nil) }}
+
+// run parses the batch (on a worker) and returns what emits its findings,
+// in order, and then its error if an item had one (on the parser's
+// goroutine).
+func (b *nessusBatch) run(in *input, emit func(vulnzero.Finding) error) func() func() error {
+	return func() func() error {
+		x := segmentXML.Get().(*fastXML)
+		defer segmentXML.Put(x)
+		ww := &xmlWalker{in: in, dec: x, fast: x, src: &readErrs{}, path: make([]xmlStep, len(b.path), len(b.path)+8)}
+		copy(ww.path, b.path)
+		outp := findingSlices.Get().(*[]vulnzero.Finding)
+		out := (*outp)[:0]
+		var err error
+		for _, it := range b.items {
+			ww.path = append(ww.path[:len(b.path)], xmlStep{name: "ReportItem", i: it.index})
+			x.resetSegment(b.buf[it.from:it.to], it.base, it.line, it.lastNL, it.name)
+			hit, ok, ierr := nessusItem(ww, it.attrs)
+			if ierr != nil {
+				err = ierr
+				break
+			}
+			if ok {
+				out = in.appendPluginFindings(out, b.host.hit(hit))
+			}
+		}
+		x.buf = nil // the batch's, not the pool's
+		return func() error {
+			defer func() {
+				putBuffer(b.buf)
+				clear(out) // no strings kept alive from the pool
+				*outp = out[:0]
+				findingSlices.Put(outp)
+			}()
+			for _, f := range out {
+				if err := emit(f); err != nil {
+					return err
+				}
+			}
+			return err
+		}
+	}
 }
 
 func nessusHostProperties(w *xmlWalker, h *nessusHostInfo) error {
@@ -281,13 +408,26 @@ func nessusHostProperties(w *xmlWalker, h *nessusHostInfo) error {
 	return nil
 }
 
+// nessusAttrs are the attributes of a ReportItem VulnZero reads.
+type nessusAttrs struct {
+	pluginID, pluginName, severity string
+}
+
+func itemAttrs(se xml.StartElement) nessusAttrs {
+	return nessusAttrs{
+		pluginID:   strings.TrimSpace(attr(se, "pluginID")),
+		pluginName: strings.TrimSpace(attr(se, "pluginName")),
+		severity:   strings.TrimSpace(attr(se, "severity")),
+	}
+}
+
 // nessusItem reads one ReportItem element by hand (no reflection: .nessus
 // files hold hundreds of thousands of them). ok is false for informational
 // results.
-func nessusItem(w *xmlWalker, se xml.StartElement) (nessusHit, bool, error) {
+func nessusItem(w *xmlWalker, a nessusAttrs) (nessusHit, bool, error) {
 	line, col := w.dec.InputPos()
-	hit := nessusHit{pluginID: strings.TrimSpace(attr(se, "pluginID")), name: strings.TrimSpace(attr(se, "pluginName"))}
-	sevAttr := strings.TrimSpace(attr(se, "severity"))
+	hit := nessusHit{pluginID: a.pluginID, name: a.pluginName}
+	sevAttr := a.severity
 	var risk, v3, v3vec, v4, v4vec, v2, v2vec string
 	err := w.each(func(se xml.StartElement) error {
 		var dst *string

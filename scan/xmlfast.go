@@ -54,6 +54,11 @@ type fastXML struct {
 	scratch  []byte            // text with entities, decoded
 	interned map[string]string // element and attribute names, short values
 	recent   [256]string       // a direct-mapped cache in front of interned
+
+	// attrs holds the attributes of the last start element: like text,
+	// they are valid until the next token (a million ReportItems need not
+	// allocate a million attribute lists).
+	attrs []xml.Attr
 }
 
 // maxInterned bounds the intern table: a report repeats a few hundred
@@ -570,8 +575,8 @@ func (d *fastXML) startElement() (xmlTok, error) {
 		return xmlTok{}, d.syntaxError("invalid element name %q", truncate(name, 40))
 	}
 	se := xml.StartElement{Name: splitName(name)}
-	if k := bytes.Count(tag[i:], []byte{'='}); k > 0 {
-		se.Attr = make([]xml.Attr, 0, k)
+	if bytes.IndexByte(tag[i:], '=') >= 0 {
+		se.Attr = d.attrs[:0]
 	}
 	for {
 		for i < len(tag) && isSpace(tag[i]) {
@@ -619,6 +624,9 @@ func (d *fastXML) startElement() (xmlTok, error) {
 		if i < len(tag) && !isSpace(tag[i]) {
 			return xmlTok{}, d.syntaxError("attributes of <%s> are not separated by space", name)
 		}
+	}
+	if se.Attr != nil {
+		d.attrs = se.Attr[:0]
 	}
 	d.advance(n + 1)
 	d.stack = append(d.stack, name)
@@ -682,4 +690,121 @@ func splitName(s string) xml.Name {
 		return xml.Name{Space: s[:i], Local: s[i+1:]}
 	}
 	return xml.Name{Local: s}
+}
+
+// rawBody returns the rest of the element whose start tag was just read,
+// up to and including its end tag, without reading it token by token: for
+// a parser that hands the element to another goroutine (see nessusBatch).
+// It does so only when the first "</name" ends the element for certain:
+// the body holds no comment, CDATA section, processing instruction or
+// directive (which may hide markup) and no element of the same name.
+// Anything else, and the end of input, gives ok false and leaves the
+// decoder as it was. The bytes are valid until the next read; the
+// position (base, line, lastNL) is where they start, for errors.
+func (d *fastXML) rawBody() (body []byte, base int64, line int, lastNL int64, ok bool) {
+	if d.endNext != "" || len(d.stack) == 0 {
+		return nil, 0, 0, 0, false
+	}
+	name := d.stack[len(d.stack)-1]
+	end := d.indexSeq([]byte("</"+name), 0)
+	if end < 0 {
+		return nil, 0, 0, 0, false
+	}
+	n := end + 2 + len(name)
+	for d.ensure(n+1) && isSpace(d.buf[d.pos+n]) {
+		n++
+	}
+	if !d.ensure(n+1) || d.buf[d.pos+n] != '>' {
+		return nil, 0, 0, 0, false
+	}
+	if hidesMarkup(d.buf[d.pos:d.pos+end], name) {
+		return nil, 0, 0, 0, false
+	}
+	body = d.buf[d.pos : d.pos+n+1]
+	base, line, lastNL = d.base+int64(d.pos), d.line, d.lastNL
+	d.advance(n + 1)
+	d.stack = d.stack[:len(d.stack)-1]
+	return body, base, line, lastNL, true
+}
+
+// resetSegment makes d read seg, stream bytes from offset base (on line
+// line, after the newline at lastNL) that are the body of an element
+// named open whose start tag was read elsewhere, and nothing after them.
+func (d *fastXML) resetSegment(seg []byte, base int64, line int, lastNL int64, open string) {
+	d.r, d.buf, d.pos, d.eof, d.rerr = nil, seg, 0, true, nil
+	d.base, d.line, d.lastNL = base, line, lastNL
+	d.skipping, d.endNext = false, ""
+	d.stack = append(d.stack[:0], open)
+}
+
+// hidesMarkup reports whether inner holds "<!", "<?" or "<name": a
+// comment, CDATA section, directive or processing instruction, whose text
+// may look like markup, or an element of the same name. The bytes looked
+// for are rare in reports, so each is one fast scan.
+func hidesMarkup(inner []byte, name string) bool {
+	after := func(sep []byte) bool {
+		for i := 0; ; {
+			k := bytes.Index(inner[i:], sep)
+			if k < 0 {
+				return false
+			}
+			if j := i + k; j > 0 && inner[j-1] == '<' {
+				return true
+			}
+			i += k + 1
+		}
+	}
+	return after([]byte{'!'}) || after([]byte{'?'}) || after([]byte(name))
+}
+
+// leaf finds the end tag of the element whose start tag was just read when
+// the element holds nothing but text (most elements of a report do): the
+// index of the end tag from pos and its length. ok is false when there is
+// markup first, or anything the token path must read (a self-closing tag,
+// an end tag with spaces or of another name, the end of input).
+func (d *fastXML) leaf() (k, n int, ok bool) {
+	if d.endNext != "" || len(d.stack) == 0 {
+		return 0, 0, false
+	}
+	name := d.stack[len(d.stack)-1]
+	if k = d.index('<', 0); k < 0 {
+		return 0, 0, false
+	}
+	n = len(name) + 3 // </name>
+	if !d.ensure(k + n) {
+		return 0, 0, false
+	}
+	e := d.buf[d.pos+k : d.pos+k+n]
+	if e[1] != '/' || e[n-1] != '>' || string(e[2:n-1]) != name {
+		return 0, 0, false
+	}
+	return k, n, true
+}
+
+// skipLeaf is Skip for an element of text only, in one step; false (and
+// nothing read) for any other.
+func (d *fastXML) skipLeaf() bool {
+	k, n, ok := d.leaf()
+	if !ok {
+		return false
+	}
+	d.advance(k + n)
+	d.stack = d.stack[:len(d.stack)-1]
+	return true
+}
+
+// leafText reads an element of text only up to and including its end tag
+// and returns its text (valid until the next read), checked and unescaped
+// as the token path would; ok false (and nothing read) for any other.
+func (d *fastXML) leafText() (text []byte, ok bool, err error) {
+	k, n, ok := d.leaf()
+	if !ok {
+		return nil, false, nil
+	}
+	if text, err = d.unescape(d.buf[d.pos : d.pos+k]); err != nil {
+		return nil, true, err
+	}
+	d.advance(k + n)
+	d.stack = d.stack[:len(d.stack)-1]
+	return text, true, nil
 }

@@ -72,13 +72,17 @@ func newXMLWalker(in *input, r *bufio.Reader) *xmlWalker {
 func newFastXMLWalker(in *input, r *bufio.Reader) *xmlWalker {
 	discardBOM(r)
 	head, _ := r.Peek(256)
-	if enc := declaredEncoding(head); enc != "" && enc != "utf-8" && enc != "utf8" && enc != "us-ascii" && enc != "ascii" {
+	if enc := declaredEncoding(head); stdXMLOnly || enc != "" && enc != "utf-8" && enc != "utf8" && enc != "us-ascii" && enc != "ascii" {
 		return newXMLWalker(in, r)
 	}
 	src := &readErrs{r: r}
 	fast := newFastXML(src)
 	return &xmlWalker{in: in, dec: fast, fast: fast, src: src}
 }
+
+// stdXMLOnly makes every walker read with encoding/xml: tests compare the
+// two tokenizers through the parsers.
+var stdXMLOnly = false
 
 // declaredEncoding is the lowercased encoding of the XML declaration at
 // the start of head, "" when there is none.
@@ -278,6 +282,9 @@ func (w *xmlWalker) each(fn func(se xml.StartElement) error) error {
 
 // skip consumes the rest of the element whose start tag was just read.
 func (w *xmlWalker) skip() error {
+	if w.fast != nil && w.fast.skipLeaf() {
+		return nil
+	}
 	if err := w.dec.Skip(); err != nil {
 		if errors.Is(err, io.EOF) {
 			return w.errf("unexpected end of input: the report is truncated")
@@ -291,6 +298,15 @@ func (w *xmlWalker) skip() error {
 // read, up to its end tag, trimmed. Text inside child elements is included
 // (Qualys and Nessus put HTML-ish markup in a few fields).
 func (w *xmlWalker) text() (string, error) {
+	if w.fast != nil {
+		text, ok, err := w.fast.leafText()
+		if err != nil {
+			return "", w.fail(err)
+		}
+		if ok {
+			return string(bytes.TrimSpace(text)), nil
+		}
+	}
 	var s string // the text while it is one piece, the common case
 	var b []byte // the text once a second piece came
 	depth := 0
