@@ -808,3 +808,20 @@ func (d *fastXML) leafText() (text []byte, ok bool, err error) {
 	d.stack = d.stack[:len(d.stack)-1]
 	return text, true, nil
 }
+
+// skipSpaceText passes over text of whitespace alone when markup follows
+// it, the indentation between elements, which a walker looking for the
+// next element ignores: the text token it would have been is
+// well formed, and only its lines count.
+func (d *fastXML) skipSpaceText() {
+	if d.endNext != "" {
+		return
+	}
+	i := d.pos
+	for i < len(d.buf) && isSpace(d.buf[i]) {
+		i++
+	}
+	if i > d.pos && i < len(d.buf) && d.buf[i] == '<' {
+		d.advance(i - d.pos)
+	}
+}

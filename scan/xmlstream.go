@@ -249,6 +249,9 @@ func (w *xmlWalker) each(fn func(se xml.StartElement) error) error {
 	var arr [8]xmlStep
 	seen := arr[:0] // names of the children so far, with counts
 	for {
+		if w.fast != nil {
+			w.fast.skipSpaceText()
+		}
 		t, err := w.next()
 		if errors.Is(err, io.EOF) {
 			return w.errf("unexpected end of input: the report is truncated")
