@@ -47,7 +47,10 @@ func newOrdered() *ordered {
 
 func (o *ordered) start() {
 	o.started = true
-	n := runtime.GOMAXPROCS(0)
+	// One worker per core besides the parser's: the parser runs batches
+	// itself whenever it would otherwise wait, so every core stays busy
+	// without goroutines taking turns on one.
+	n := max(1, runtime.GOMAXPROCS(0)-1)
 	o.work = make(chan *orderedTask, o.limit+1)
 	o.workers.Add(n)
 	for range n {
