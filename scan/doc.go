@@ -168,9 +168,11 @@
 //	RuleID      the QID
 //	FirstSeen   FIRST_FOUND_DATETIME / FIRST_FOUND / First Detected
 //
-// Left out: information gathered (TYPE Info, Ig), fixed detections (STATUS
-// Fixed; the host stays covered, so a complete import closes them), and
-// ignored or disabled ones. Potential vulnerabilities (TYPE Potential,
+// Fixed detections (STATUS Fixed) are imported fixed, as of
+// LAST_FIXED_DATETIME when given (the store closes them; see
+// store.PrepareFinding). Left out: information gathered (TYPE Info, Ig)
+// and ignored or disabled detections (the host stays covered, so a
+// complete import closes them). Potential vulnerabilities (TYPE Potential,
 // PRACTICES, Practice) are imported. A truncation warning (CODE 1980) gives
 // Options.OnPage the URL of the next page.
 //
@@ -209,7 +211,7 @@
 //
 // Informational results are left out: severity 0, risk factor None, and
 // (Nessus 4) severity 1 with no risk factor, CVE or score. Rows a
-// Tenable.io CSV marks Fixed are left out with their host covered.
+// Tenable.io CSV marks Fixed are imported fixed.
 //
 //	Nessus risk factor / severity    vulnzero
 //	Critical / 4                     critical
@@ -227,7 +229,7 @@
 // plugin.id, plugin.cve, plugin.cvss3_base_score with cvss3_vector.raw, and
 // the package lines of output; first_found is FirstSeen. severity
 // (info/low/medium/high/critical, else severity_id) maps as the Nessus
-// table; state FIXED is left out with its host covered. The export's status
+// table; state FIXED is imported fixed, as of last_fixed. The export's status
 // document is recognised and rejected: it holds no findings.
 //
 // # Grype, OSV-Scanner and OpenVAS (FormatGrype, FormatOSV, FormatOpenVAS)

@@ -58,6 +58,8 @@ type nessusHit struct {
 	vector    string
 	output    string // plugin output: package lines of local checks
 	firstSeen time.Time
+	fixed     bool      // Tenable says it is gone (state FIXED)
+	fixedAt   time.Time // when, if it said
 	// osFamily and osVersion are os read by osFromText, when the caller
 	// has done it once for many results of a host.
 	osFamily, osVersion string
@@ -91,6 +93,9 @@ func (in *input) appendPluginFindings(out []vulnzero.Finding, h nessusHit) []vul
 	base.RuleID = h.pluginID
 	if !h.firstSeen.IsZero() {
 		base.FirstSeen = h.firstSeen
+	}
+	if h.fixed {
+		base.Status, base.FixedAt = vulnzero.FindingFixed, h.fixedAt
 	}
 	ids := cleanIDs(h.cves)
 	if len(ids) == 0 {

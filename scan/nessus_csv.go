@@ -191,10 +191,8 @@ func nessusRow(c *csvCells) (nessusHit, bool, error) {
 	case hit.pluginID == "":
 		return hit, false, c.errf(c.colOf("plugin id", "plugin"), "plugin id is empty")
 	}
-	if st := strings.ToLower(c.get("vulnerability state")); st == "fixed" {
-		// Tenable says it is gone; the store would reopen it.
-		return hit, false, nil
-	}
+	// Tenable says it is gone: imported fixed.
+	hit.fixed = strings.EqualFold(c.get("vulnerability state"), "fixed")
 	sevCol := c.colOf("risk", "severity", "risk factor")
 	sevText := c.get("risk", "severity", "risk factor")
 	if sevText == "" {

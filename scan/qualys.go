@@ -275,6 +275,8 @@ type qualysHit struct {
 	vector    string
 	results   string // the detection's RESULTS text, which may list packages
 	firstSeen time.Time
+	fixed     bool      // Qualys says it is gone
+	fixedAt   time.Time // when, if it said
 }
 
 // join fills what the report left out from a KB entry.
@@ -309,6 +311,9 @@ func (in *input) qualysFindings(h qualysHit) []vulnzero.Finding {
 	base.RuleID = strconv.Itoa(h.qid)
 	if !h.firstSeen.IsZero() {
 		base.FirstSeen = h.firstSeen
+	}
+	if h.fixed {
+		base.Status, base.FixedAt = vulnzero.FindingFixed, h.fixedAt
 	}
 	ids := cleanIDs(h.cves)
 	if len(ids) == 0 {
@@ -531,6 +536,7 @@ type qualysDetection struct {
 	Results    string `xml:"RESULTS"`
 	Status     string `xml:"STATUS"`
 	FirstFound string `xml:"FIRST_FOUND_DATETIME"`
+	LastFixed  string `xml:"LAST_FIXED_DATETIME"`
 	IsIgnored  string `xml:"IS_IGNORED"`
 	IsDisabled string `xml:"IS_DISABLED"`
 }
@@ -637,7 +643,10 @@ func (q *qualysWalker) detection(line, col int, host, osText string, d qualysDet
 	if !ok {
 		return q.errAt(line, col, "QID %d is not in the Qualys KnowledgeBase (%d QIDs loaded): fetch the KB entries of every detected QID", qid, kb.Len())
 	}
-	h := qualysHit{host: host, os: osText, qid: qid, results: d.Results}
+	h := qualysHit{host: host, os: osText, qid: qid, results: d.Results, fixed: qualysFixed(d.Status)}
+	if h.fixed {
+		h.fixedAt, _ = parseTimestamp(d.LastFixed)
+	}
 	if s := strings.TrimSpace(d.Severity); s != "" {
 		if h.severity, err = strconv.Atoi(s); err != nil || h.severity < 1 || h.severity > 5 {
 			return q.errAt(line, col, "QID %d: SEVERITY %q is not 1–5", qid, d.Severity)
@@ -651,16 +660,12 @@ func (q *qualysWalker) detection(line, col int, host, osText string, d qualysDet
 }
 
 // qualysSkip reports whether a detection is left out: information
-// gathered (not a vulnerability), fixed (Qualys says it is gone, and the
-// store would reopen it), or ignored or disabled in Qualys. The host stays
-// covered, so a complete import closes what Qualys no longer reports open.
+// gathered (not a vulnerability), or ignored or disabled in Qualys. The
+// host stays covered, so a complete import closes what Qualys no longer
+// reports open.
 func qualysSkip(typ, status, ignored, disabled string) bool {
 	switch strings.ToLower(strings.TrimSpace(typ)) {
 	case "info", "ig", "information gathered", "information":
-		return true
-	}
-	switch strings.ToLower(strings.TrimSpace(status)) {
-	case "fixed":
 		return true
 	}
 	yes := func(s string) bool {
@@ -668,6 +673,12 @@ func qualysSkip(typ, status, ignored, disabled string) bool {
 		return s == "1" || s == "yes" || s == "true"
 	}
 	return yes(ignored) || yes(disabled)
+}
+
+// qualysFixed reports whether a detection's status says Qualys found it
+// gone: it is imported as fixed (New, Active and Re-Opened are open).
+func qualysFixed(status string) bool {
+	return strings.EqualFold(strings.TrimSpace(status), "fixed")
 }
 
 // --- ASSET_DATA_REPORT -------------------------------------------------------------------
@@ -782,6 +793,7 @@ type qualysPending struct {
 	QID        int
 	Results    string
 	FirstFound time.Time
+	Fixed      bool
 	Line, Col  int
 	Path       string
 }
@@ -803,7 +815,7 @@ func (q *qualysWalker) assetHost(pending func(qualysPending) error) error {
 			if qualysSkip(v.Type, v.VulnStatus, "", "") {
 				return nil
 			}
-			p := qualysPending{Host: host, OS: osText, QID: qid, Results: v.Result, Line: vline, Col: vcol, Path: q.pathString()}
+			p := qualysPending{Host: host, OS: osText, QID: qid, Results: v.Result, Fixed: qualysFixed(v.VulnStatus), Line: vline, Col: vcol, Path: q.pathString()}
 			if t, ok := parseTimestamp(v.FirstFound); ok {
 				p.FirstFound = t
 			}
@@ -819,7 +831,7 @@ func (q *qualysWalker) resolve(p qualysPending, glossary map[int]QualysVuln) err
 				Err: fmt.Errorf("QID %d has no VULN_DETAILS in the report's GLOSSARY (and no KnowledgeBase entry)", p.QID)}
 		}
 	}
-	h := qualysHit{host: p.Host, os: p.OS, qid: p.QID, results: p.Results, firstSeen: p.FirstFound}
+	h := qualysHit{host: p.Host, os: p.OS, qid: p.QID, results: p.Results, firstSeen: p.FirstFound, fixed: p.Fixed}
 	h.join(v)
 	return q.emitHit(h)
 }

@@ -129,6 +129,9 @@ func qualysRow(c *csvCells) (qualysHit, bool, error) {
 		fp == "approved" || fp == "accepted" {
 		return h, false, nil
 	}
+	if h.fixed = qualysFixed(c.get("vuln status", "status")); h.fixed {
+		h.fixedAt, _ = parseTimestamp(c.get("last fixed", "date last fixed"))
+	}
 	sevCol := c.colOf("q_severity", "severity")
 	if s := c.get("q_severity", "severity"); s != "" {
 		if h.severity, err = qualysSeverityText(s); err != nil {

@@ -177,8 +177,13 @@ openssl-libs	1:1.0.2k-19.el7	1:1.0.2k-21.el7_9]]></RESULTS><STATUS>Active</STATU
 	var hosts []string
 	var pages []Page
 	fs, err := parseString(t, "detections.xml", body, "", Options{QualysKB: kb, OnHost: func(h string) { hosts = append(hosts, h) }, OnPage: func(p Page) { pages = append(pages, p) }})
-	if err != nil || len(fs) != 2 {
+	if err != nil || len(fs) != 3 {
 		t.Fatalf("%d findings, %v", len(fs), err)
+	}
+	// STATUS Fixed: imported as the scanner says, fixed (as of the import,
+	// as it gives no LAST_FIXED_DATETIME).
+	if f := fs[2]; f.Status != vulnzero.FindingFixed || !f.FixedAt.IsZero() || f.RuleID != "370000" || f.Package != "qualys:370000" {
+		t.Errorf("the fixed detection: %+v", f)
 	}
 	want := vulnzero.Finding{
 		Source: "detections.xml", Scanner: "qualys", Host: "db-7.corp.example", OS: "centos 7.9.2009", OSFamily: "rhel",
@@ -316,12 +321,21 @@ func TestQualysCSV(t *testing.T) {
 		t.Errorf("QID 105971: %+v", eol)
 	}
 
-	// VMDR, with the metadata preamble; the FIXED row is left out but its
-	// host covered; "'-" is empty.
+	// VMDR, with the metadata preamble; the FIXED row is imported fixed;
+	// "'-" is empty.
 	var hosts []string
 	_, fs, err = parseFile(t, filepath.Join(dir, "vmdr_many_vulns_cve.csv"), Options{OnHost: func(h string) { hosts = append(hosts, h) }})
-	if err != nil || len(fs) != 4 {
+	if err != nil || len(fs) != 5 {
 		t.Fatalf("VMDR CVE: %d findings, %v", len(fs), err)
+	}
+	fixed := 0
+	for _, f := range fs {
+		if f.Status == vulnzero.FindingFixed {
+			fixed++
+		}
+	}
+	if fixed != 1 {
+		t.Errorf("VMDR CVE: %d findings fixed, want the one FIXED row", fixed)
 	}
 	if strings.Join(hosts, ",") != "SERVER01,SERVER02,DBSERVER01,WORKSTATION01,APPSERVER01" {
 		t.Errorf("VMDR hosts %v", hosts)
@@ -330,7 +344,7 @@ func TestQualysCSV(t *testing.T) {
 		t.Errorf("VMDR CVE-2023-0002: %+v", f)
 	}
 	_, fs, err = parseFile(t, filepath.Join(dir, "vmdr_many_vulns_qid.csv"), Options{})
-	if err != nil || len(fs) != 4 {
+	if err != nil || len(fs) != 5 {
 		t.Fatalf("VMDR QID: %d findings, %v", len(fs), err)
 	}
 	if f, ok := find(fs, "WINSERVER01", "qualys:100004", "QID-100004"); !ok || f.Title != "Missing Security Patches" || f.Severity != vulnzero.SeverityHigh {

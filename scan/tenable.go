@@ -68,6 +68,7 @@ type tenableVuln struct {
 	SeverityID *int       `json:"severity_id"`
 	State      string     `json:"state"`
 	FirstFound flexString `json:"first_found"`
+	LastFixed  flexString `json:"last_fixed"`
 }
 
 // tenableVector is a vector written as a string or as an object with the
@@ -191,9 +192,6 @@ func tenableFinding(w *jsonWalker, start int64, v *tenableVuln) error {
 		return w.errAt(start, "asset", "finding names no asset (fqdn, hostname, netbios_name, ipv4 or uuid)")
 	}
 	w.in.cover(host)
-	if strings.EqualFold(v.State, "FIXED") {
-		return nil // Tenable says it is gone; the store would reopen it
-	}
 	sevText := v.Severity
 	if sevText == "" && v.SeverityID != nil {
 		sevText = strconv.Itoa(*v.SeverityID)
@@ -237,6 +235,9 @@ func tenableFinding(w *jsonWalker, start int64, v *tenableVuln) error {
 	}
 	if t, ok := parseTimestamp(string(v.FirstFound)); ok {
 		hit.firstSeen = t
+	}
+	if hit.fixed = strings.EqualFold(v.State, "FIXED"); hit.fixed {
+		hit.fixedAt, _ = parseTimestamp(string(v.LastFixed))
 	}
 	for _, f := range w.in.pluginFindings(hit) {
 		if err := w.emit(f); err != nil {

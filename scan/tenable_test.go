@@ -42,23 +42,27 @@ func TestTenableExportChunk(t *testing.T) {
 	}
 }
 
-// Package lines in the output, a fixed finding (left out, host covered),
-// an asset known only by its address, a string vector and the older
-// indexed_at field.
+// Package lines in the output, a fixed finding (imported fixed, as of
+// last_fixed), an asset known only by its address, a string vector and the
+// older indexed_at field.
 func TestTenableExportSynthetic(t *testing.T) {
 	body := `[
 {"asset":{"uuid":"u-1","hostname":"web-1","fqdn":"web-1.corp.example","ipv4":"10.0.0.1","operating_system":["Ubuntu 22.04"]},
  "output":"\n  - Installed package : openssl_3.0.2-0ubuntu1.10\n  - Fixed package     : openssl_3.0.2-0ubuntu1.12\n",
  "plugin":{"id":183885,"name":"Ubuntu 22.04 LTS : OpenSSL vulnerabilities (USN-6450-1)","cve":["CVE-2023-3817","CVE-2023-5363"],"cvss3_base_score":7.5,"cvss3_vector":"AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"},
  "severity":"high","severity_id":3,"state":"OPEN","first_found":"2023-11-01T00:00:00Z","indexed_at":1698796800},
-{"asset":{"uuid":"u-2","ipv4":["10.0.0.2"]},"plugin":{"id":1,"name":"x","cve":["CVE-2020-1"]},"severity":"medium","state":"FIXED"},
+{"asset":{"uuid":"u-2","ipv4":["10.0.0.2"]},"plugin":{"id":1,"name":"x","cve":["CVE-2020-1"]},"severity":"medium","state":"FIXED","last_fixed":"2024-02-03T04:05:06Z"},
 {"asset":{"uuid":"u-3","ipv4":"10.0.0.3"},"plugin":{"id":2,"name":"y"},"severity_id":2,"state":"REOPENED"}
 ]`
 	var hosts []string
 	fs, err := parseString(t, "chunk.json", body, "", Options{OnHost: func(h string) { hosts = append(hosts, h) }})
-	if err != nil || len(fs) != 3 {
+	if err != nil || len(fs) != 4 {
 		t.Fatalf("%d findings, %v", len(fs), err)
 	}
+	if f := fs[2]; f.Host != "10.0.0.2" || f.Status != vulnzero.FindingFixed || !f.FixedAt.Equal(time.Date(2024, 2, 3, 4, 5, 6, 0, time.UTC)) {
+		t.Errorf("fixed %+v", f)
+	}
+	fs = append(fs[:2], fs[3:]...)
 	if strings.Join(hosts, ",") != "web-1.corp.example,10.0.0.2,10.0.0.3" {
 		t.Errorf("hosts %v", hosts)
 	}

@@ -35,8 +35,10 @@ func IsCoverageMarker(f vulnzero.Finding) bool {
 // PrepareFinding applies ImportFindings' input rules to the n-th (1-based)
 // finding of imp, so that every implementation stores the same thing:
 // Source and Scanner default to the import's; Host, Package and CVE (the key)
-// must be set; and the store owns the lifecycle fields, so FirstSeen,
-// LastSeen, Status and FixedAt are reset to an open finding seen at imp.At.
+// must be set; and the store owns the lifecycle fields, so FirstSeen and
+// LastSeen are imp.At and the finding is open, unless the scanner itself
+// reported it fixed (Status FindingFixed), which is kept with FixedAt the
+// scanner's date (imp.At when it gave none or a later one).
 // imp must already have gone through PrepareImport.
 func PrepareFinding(imp vulnzero.Import, n int, f vulnzero.Finding) (vulnzero.Finding, error) {
 	if f.Source == "" {
@@ -67,6 +69,15 @@ func PrepareFinding(imp vulnzero.Import, n int, f vulnzero.Finding) (vulnzero.Fi
 	}
 	f.FirstSeen = imp.At
 	f.LastSeen = imp.At
+	if f.Status == vulnzero.FindingFixed {
+		// The scanner says it is gone (DefectDojo mitigated, Qualys
+		// Fixed, Tenable FIXED), as of its own date when it gave one.
+		if f.FixedAt.IsZero() || f.FixedAt.After(imp.At) {
+			f.FixedAt = imp.At
+		}
+		f.FixedAt = f.FixedAt.UTC().Truncate(Precision)
+		return f, nil
+	}
 	f.Status = vulnzero.FindingOpen
 	f.FixedAt = time.Time{}
 	return f, nil

@@ -38,6 +38,11 @@ type Store interface {
 	// FixedAt the At of the complete import that stopped reporting it. A key
 	// reported twice in one import is stored once (the later wins) and
 	// counted once.
+	//
+	// A finding the scanner itself reports fixed (Status FindingFixed, see
+	// PrepareFinding) closes an open key as of the scanner's date (counted
+	// Fixed), leaves a fixed one as it was, and is stored fixed when the key
+	// is new (counted neither New nor Updated).
 	ImportFindings(ctx context.Context, imp vulnzero.Import, findings iter.Seq2[vulnzero.Finding, error]) (vulnzero.ImportResult, error)
 	// ListFindings returns findings matching the filter, ordered by host,
 	// package, CVE.

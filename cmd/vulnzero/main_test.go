@@ -284,12 +284,29 @@ func TestIngestClosesFindingsOfCleanRescan(t *testing.T) {
 }
 
 // DefectDojo's generic CSV has no package column: its rows import under a
-// pseudo-package per title, never as a patch.
+// pseudo-package per title, never as a patch. This sample's rows are all
+// inactive (Active False), which DefectDojo means as closed: they are
+// stored fixed, as the scanner says, and counted neither new nor updated.
 func TestIngestDefectDojoCSV(t *testing.T) {
-	t.Setenv("VZ_DATA_DIR", t.TempDir())
+	dir := t.TempDir()
+	t.Setenv("VZ_DATA_DIR", dir)
 	out, _, err := run(t, "ingest", filepath.Join("..", "..", "fixtures", "scans", "generic-csv", "defectdojo_generic_basic.csv"))
-	if err != nil || !strings.Contains(out, "4 findings read, 4 new") {
+	if err != nil || !strings.Contains(out, "4 findings read, 0 new, 0 updated") {
 		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "vulnzero.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs, err := st.ListFindings(context.Background(), store.FindingFilter{})
+	if err != nil || len(fs) != 4 {
+		t.Fatalf("stored %d findings, %v", len(fs), err)
+	}
+	for _, f := range fs {
+		if f.Status != vulnzero.FindingFixed || !strings.HasPrefix(f.Package, "defectdojo:") {
+			t.Errorf("stored %+v", f)
+		}
 	}
 }
 

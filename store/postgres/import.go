@@ -16,8 +16,10 @@ import (
 
 // stageColumns are the columns of a staged finding, in COPY order; seq is
 // the finding's place in the import, so a repeated key keeps its last.
+// fixed_at is NULL for an open finding, else when the scanner says it was
+// fixed.
 var stageColumns = []string{"seq", "host", "package", "cve", "source", "scanner", "os", "os_family",
-	"ecosystem", "installed", "fixed_version", "title", "severity", "cvss", "cvss_vector", "rule_id"}
+	"ecosystem", "installed", "fixed_version", "title", "severity", "cvss", "cvss_vector", "rule_id", "fixed_at"}
 
 // findingValues are the staged columns the findings table takes.
 const findingValues = `host, package, cve, source, scanner, os, os_family, ecosystem, installed,
@@ -62,7 +64,7 @@ func importTx(ctx context.Context, tx pgx.Tx, imp vulnzero.Import, findings iter
 		source text NOT NULL, scanner text NOT NULL, os text NOT NULL, os_family text NOT NULL,
 		ecosystem text NOT NULL, installed text NOT NULL, fixed_version text NOT NULL, title text NOT NULL,
 		severity integer NOT NULL, cvss double precision NOT NULL, cvss_vector text NOT NULL,
-		rule_id text NOT NULL
+		rule_id text NOT NULL, fixed_at timestamptz
 	) ON COMMIT DROP`); err != nil {
 		return res, fmt.Errorf("create staging table: %w", err)
 	}
@@ -101,22 +103,32 @@ func importTx(ctx context.Context, tx pgx.Tx, imp vulnzero.Import, findings iter
 		return res, fmt.Errorf("insert import: %w", err)
 	}
 	// One statement, one snapshot: prev sees the findings as they were
-	// before up writes them, so a key that was open is updated and one
-	// that was absent or fixed is new (a reopened finding is news).
+	// before up writes them, so a key reported open that was open is
+	// updated and one that was absent or fixed is new (a reopened finding
+	// is news); a key the scanner reports fixed that was open is fixed,
+	// and one already fixed keeps its fixed_at.
+	var closed int
 	err = tx.QueryRow(ctx, `WITH prev AS (
-			SELECT f.status FROM import_stage s LEFT JOIN findings f USING (host, package, cve)
+			SELECT s.fixed_at IS NOT NULL AS gone, f.status
+			FROM import_stage s LEFT JOIN findings f USING (host, package, cve)
 		), up AS (
 			INSERT INTO findings (`+findingValues+`, first_seen, last_seen, status, fixed_at, import_id)
-			SELECT `+findingValues+`, $1, $1, 'open', NULL, $2 FROM import_stage
+			SELECT `+findingValues+`, $1, $1, CASE WHEN fixed_at IS NULL THEN 'open' ELSE 'fixed' END, fixed_at, $2
+			FROM import_stage
 			ON CONFLICT (host, package, cve) DO UPDATE SET
 				source = excluded.source, scanner = excluded.scanner, os = excluded.os,
 				os_family = excluded.os_family, ecosystem = excluded.ecosystem, installed = excluded.installed,
 				fixed_version = excluded.fixed_version, title = excluded.title, severity = excluded.severity,
 				cvss = excluded.cvss, cvss_vector = excluded.cvss_vector, rule_id = excluded.rule_id,
-				last_seen = excluded.last_seen, status = 'open', fixed_at = NULL, import_id = excluded.import_id
+				last_seen = excluded.last_seen, status = excluded.status,
+				fixed_at = CASE WHEN excluded.status = 'open' THEN NULL
+					WHEN findings.status = 'fixed' THEN findings.fixed_at ELSE excluded.fixed_at END,
+				import_id = excluded.import_id
 		)
-		SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status IS DISTINCT FROM 'open')
-		FROM prev`, timeArg(imp.At), res.ImportID).Scan(&res.Updated, &res.New)
+		SELECT count(*) FILTER (WHERE NOT gone AND status = 'open'),
+			count(*) FILTER (WHERE NOT gone AND status IS DISTINCT FROM 'open'),
+			count(*) FILTER (WHERE gone AND status = 'open')
+		FROM prev`, timeArg(imp.At), res.ImportID).Scan(&res.Updated, &res.New, &closed)
 	if err != nil {
 		return res, fmt.Errorf("upsert findings: %w", err)
 	}
@@ -137,6 +149,7 @@ func importTx(ctx context.Context, tx pgx.Tx, imp vulnzero.Import, findings iter
 		res.Hosts = append(res.Hosts, h)
 	}
 	sort.Strings(res.Hosts)
+	res.Fixed = closed
 	if !imp.Complete || len(res.Hosts) == 0 {
 		return res, nil
 	}
@@ -146,7 +159,7 @@ func importTx(ctx context.Context, tx pgx.Tx, imp vulnzero.Import, findings iter
 	if err != nil {
 		return res, fmt.Errorf("fix findings of %s: %w", imp.Source, err)
 	}
-	res.Fixed = int(tag.RowsAffected())
+	res.Fixed += int(tag.RowsAffected())
 	return res, nil
 }
 
@@ -194,6 +207,10 @@ func (s *stageSource) Next() bool {
 		s.row[4], s.row[5], s.row[6], s.row[7] = c(f.Source), c(f.Scanner), c(f.OS), c(f.OSFamily)
 		s.row[8], s.row[9], s.row[10], s.row[11] = c(f.Ecosystem), c(f.Installed), c(f.Fixed), c(f.Title)
 		s.row[12], s.row[13], s.row[14], s.row[15] = int32(f.Severity), f.CVSS, c(f.CVSSVector), c(f.RuleID) //nolint:gosec // G115: severities are 0–4
+		s.row[16] = nil
+		if f.Status == vulnzero.FindingFixed {
+			s.row[16] = timeArg(f.FixedAt)
+		}
 		return true
 	}
 }

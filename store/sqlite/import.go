@@ -14,9 +14,14 @@ import (
 )
 
 // stageBatch is how many findings one INSERT into the staging table
-// carries: SQLite binds at most 32766 parameters per statement, and 15 a
+// carries: SQLite binds at most 32766 parameters per statement, and 16 a
 // row × 256 rows stays well below while amortizing the statement cost.
 const stageBatch = 256
+
+// stageWidth is the number of values a staged finding binds: the
+// stageColumns and fixed_at (NULL for an open finding, else when the
+// scanner says it was fixed).
+const stageWidth = 16
 
 // stageColumns are the columns of a staged finding, in bind order.
 const stageColumns = `host, package, cve, source, scanner, os, os_family, ecosystem, installed,
@@ -61,6 +66,7 @@ func (s *Store) importFindings(ctx context.Context, imp vulnzero.Import, finding
 		scanner TEXT NOT NULL, os TEXT NOT NULL, os_family TEXT NOT NULL, ecosystem TEXT NOT NULL,
 		installed TEXT NOT NULL, fixed_version TEXT NOT NULL, title TEXT NOT NULL,
 		severity INTEGER NOT NULL, cvss REAL NOT NULL, cvss_vector TEXT NOT NULL, rule_id TEXT NOT NULL,
+		fixed_at TEXT,
 		PRIMARY KEY (host, package, cve)
 	)`); err != nil {
 		return res, fmt.Errorf("create staging table: %w", err)
@@ -93,7 +99,7 @@ func (s *Store) stage(ctx context.Context, conn *sql.Conn, imp vulnzero.Import, 
 		return nil, 0, fmt.Errorf("prepare staging insert: %w", err)
 	}
 	defer full.Close()
-	args := make([]any, 0, 15*stageBatch)
+	args := make([]any, 0, stageWidth*stageBatch)
 	rows := 0
 	flush := func() error {
 		if rows == 0 {
@@ -126,9 +132,13 @@ func (s *Store) stage(ctx context.Context, conn *sql.Conn, imp vulnzero.Import, 
 			return nil, 0, err
 		}
 		c := cleanText
+		var fixedAt any // NULL: open
+		if f.Status == vulnzero.FindingFixed {
+			fixedAt = timeArg(f.FixedAt)
+		}
 		args = append(args, c(f.Host), c(f.Package), c(f.CVE), c(f.Source), c(f.Scanner), c(f.OS),
 			c(f.OSFamily), c(f.Ecosystem), c(f.Installed), c(f.Fixed), c(f.Title), int(f.Severity), f.CVSS,
-			c(f.CVSSVector), c(f.RuleID))
+			c(f.CVSSVector), c(f.RuleID), fixedAt)
 		if rows++; rows == stageBatch {
 			if err := flush(); err != nil {
 				return nil, 0, err
@@ -142,12 +152,13 @@ func (s *Store) stage(ctx context.Context, conn *sql.Conn, imp vulnzero.Import, 
 // replaces the earlier one, so the later occurrence wins.
 func stageInsert(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR REPLACE INTO temp.import_stage (` + stageColumns + `) VALUES `)
+	b.WriteString(`INSERT OR REPLACE INTO temp.import_stage (` + stageColumns + `, fixed_at) VALUES `)
+	row := "(" + strings.Repeat("?,", stageWidth-1) + "?)"
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString(row)
 	}
 	return b.String()
 }
@@ -160,27 +171,37 @@ func (s *Store) merge(ctx context.Context, tx *sql.Tx, imp vulnzero.Import, mark
 	if err != nil {
 		return fmt.Errorf("insert import: %w", err)
 	}
-	// Counts first, against the findings as they were: a key that is open
-	// is updated; one that is absent or fixed is new (a reopened finding is
-	// news to whoever closed it).
-	var staged, open int
-	err = tx.QueryRowContext(ctx, `SELECT count(*), count(f.host) FROM temp.import_stage s
+	// Counts first, against the findings as they were: a key reported open
+	// that is open is updated; one that is absent or fixed is new (a
+	// reopened finding is news to whoever closed it). A key the scanner
+	// reports fixed that is open is fixed.
+	var stagedOpen, open, closed int
+	err = tx.QueryRowContext(ctx, `SELECT
+			count(*) FILTER (WHERE s.fixed_at IS NULL),
+			count(f.host) FILTER (WHERE s.fixed_at IS NULL),
+			count(f.host) FILTER (WHERE s.fixed_at IS NOT NULL)
+		FROM temp.import_stage s
 		LEFT JOIN findings f ON f.host = s.host AND f.package = s.package AND f.cve = s.cve AND f.status = 'open'`).
-		Scan(&staged, &open)
+		Scan(&stagedOpen, &open, &closed)
 	if err != nil {
 		return fmt.Errorf("count findings: %w", err)
 	}
-	res.New, res.Updated = staged-open, open
+	res.New, res.Updated, res.Fixed = stagedOpen-open, open, closed
 	// "WHERE true" tells SQLite's parser the ON CONFLICT belongs to the
-	// INSERT, not to a join in the SELECT.
+	// INSERT, not to a join in the SELECT. A key already fixed keeps its
+	// fixed_at when the scanner reports it fixed again.
 	_, err = tx.ExecContext(ctx, `INSERT INTO findings (`+stageColumns+`, first_seen, last_seen, status, fixed_at, import_id)
-		SELECT `+stageColumns+`, $1, $1, 'open', NULL, $2 FROM temp.import_stage WHERE true
+		SELECT `+stageColumns+`, $1, $1, CASE WHEN fixed_at IS NULL THEN 'open' ELSE 'fixed' END, fixed_at, $2
+		FROM temp.import_stage WHERE true
 		ON CONFLICT (host, package, cve) DO UPDATE SET
 			source = excluded.source, scanner = excluded.scanner, os = excluded.os, os_family = excluded.os_family,
 			ecosystem = excluded.ecosystem, installed = excluded.installed, fixed_version = excluded.fixed_version,
 			title = excluded.title, severity = excluded.severity, cvss = excluded.cvss,
 			cvss_vector = excluded.cvss_vector, rule_id = excluded.rule_id, last_seen = excluded.last_seen,
-			status = 'open', fixed_at = NULL, import_id = excluded.import_id`,
+			status = excluded.status,
+			fixed_at = CASE WHEN excluded.status = 'open' THEN NULL
+				WHEN findings.status = 'fixed' THEN findings.fixed_at ELSE excluded.fixed_at END,
+			import_id = excluded.import_id`,
 		timeArg(imp.At), res.ImportID)
 	if err != nil {
 		return fmt.Errorf("upsert findings: %w", err)

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ImportDefaults", testImportDefaults},
 		{"ImportComplete", testImportComplete},
 		{"ImportReopen", testImportReopen},
+		{"ImportScannerFixed", testImportScannerFixed},
 		{"ImportDuplicateKey", testImportDuplicateKey},
 		{"ImportAtomicOnIteratorError", testImportAtomic},
 		{"ImportInvalidFinding", testImportInvalid},
@@ -118,8 +119,9 @@ func seqFailing(err error, fs ...vulnzero.Finding) iter.Seq2[vulnzero.Finding, e
 	}
 }
 
-// finding is a fully populated finding; the lifecycle fields are set to junk
-// the store must ignore.
+// finding is a fully populated open finding; the other lifecycle fields
+// are set to junk the store must ignore (see fixedBy for a finding the
+// scanner reports fixed).
 func finding(host, pkg, cve string) vulnzero.Finding {
 	return vulnzero.Finding{
 		Source:     "trivy-a",
@@ -139,7 +141,7 @@ func finding(host, pkg, cve string) vulnzero.Finding {
 		RuleID:     "rule-" + cve,
 		FirstSeen:  at(-100),
 		LastSeen:   at(-100),
-		Status:     vulnzero.FindingFixed,
+		Status:     vulnzero.FindingOpen,
 		FixedAt:    at(-99),
 	}
 }
@@ -350,6 +352,53 @@ func testImportReopen(t *testing.T, s store.Store) {
 	res = mustImport(t, s, importOf("trivy-a", false, at(2)), finding("web-1", "openssl", "CVE-1"))
 	checkResult(t, res, 1, 1, 0, 0, "web-1")
 	checkLifecycle(t, get(t, findingMap(t, s), "web-1", "openssl", "CVE-1"), vulnzero.FindingOpen, at(0), at(2), time.Time{})
+}
+
+// fixedBy is f as a scanner reports it once it is gone (DefectDojo
+// mitigated, Qualys Fixed, Tenable FIXED), as of when (zero: not said).
+func fixedBy(f vulnzero.Finding, when time.Time) vulnzero.Finding {
+	f.Status, f.FixedAt = vulnzero.FindingFixed, when
+	return f
+}
+
+func testImportScannerFixed(t *testing.T, s store.Store) {
+	mustImport(t, s, importOf("trivy-a", false, at(0)),
+		finding("web-1", "openssl", "CVE-1"), finding("web-1", "zlib", "CVE-2"))
+
+	// The scanner says openssl is fixed (as of half an hour before the
+	// import), and reports a key never seen as fixed: the first is closed
+	// and counted Fixed; the second is stored fixed and counted nowhere.
+	halfPast := at(1).Add(-30 * time.Minute)
+	res := mustImport(t, s, importOf("trivy-a", false, at(1)),
+		fixedBy(finding("web-1", "openssl", "CVE-1"), halfPast), fixedBy(finding("web-2", "curl", "CVE-3"), time.Time{}))
+	checkResult(t, res, 2, 0, 0, 1, "web-1", "web-2")
+	m := findingMap(t, s)
+	checkLifecycle(t, get(t, m, "web-1", "openssl", "CVE-1"), vulnzero.FindingFixed, at(0), at(1), halfPast)
+	checkLifecycle(t, get(t, m, "web-2", "curl", "CVE-3"), vulnzero.FindingFixed, at(1), at(1), at(1))
+	checkLifecycle(t, get(t, m, "web-1", "zlib", "CVE-2"), vulnzero.FindingOpen, at(0), at(0), time.Time{})
+	if open := listFindings(t, s, store.FindingFilter{Status: vulnzero.FindingOpen}); len(open) != 1 {
+		t.Errorf("%d open findings, want 1 (zlib)", len(open))
+	}
+
+	// Said again, later: still fixed as of the first time, not counted. A
+	// date after the import is taken as the import's.
+	res = mustImport(t, s, importOf("trivy-a", false, at(2)), fixedBy(finding("web-1", "openssl", "CVE-1"), at(5)))
+	checkResult(t, res, 1, 0, 0, 0, "web-1")
+	checkLifecycle(t, get(t, findingMap(t, s), "web-1", "openssl", "CVE-1"), vulnzero.FindingFixed, at(0), at(2), halfPast)
+
+	// Reported open again: reopened, counted New.
+	res = mustImport(t, s, importOf("trivy-a", false, at(3)), finding("web-1", "openssl", "CVE-1"))
+	checkResult(t, res, 1, 1, 0, 0, "web-1")
+	checkLifecycle(t, get(t, findingMap(t, s), "web-1", "openssl", "CVE-1"), vulnzero.FindingOpen, at(0), at(3), time.Time{})
+
+	// A complete import that reports zlib fixed and no longer reports
+	// openssl closes both, each counted once; zlib as of the scanner's date
+	// (the import's, as it gave none).
+	res = mustImport(t, s, importOf("trivy-a", true, at(4)), fixedBy(finding("web-1", "zlib", "CVE-2"), time.Time{}))
+	checkResult(t, res, 1, 0, 0, 2, "web-1")
+	m = findingMap(t, s)
+	checkLifecycle(t, get(t, m, "web-1", "zlib", "CVE-2"), vulnzero.FindingFixed, at(0), at(4), at(4))
+	checkLifecycle(t, get(t, m, "web-1", "openssl", "CVE-1"), vulnzero.FindingFixed, at(0), at(3), at(4))
 }
 
 func testImportDuplicateKey(t *testing.T, s store.Store) {
