@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -313,7 +313,7 @@ type nessusRaw struct {
 	attrs        nessusAttrs
 	name         string // the element's name as written, prefix and all
 	index        int    // among the host's ReportItems, for the path
-	from, to     int // the body in buf
+	from, to     int    // the body in buf
 	base, lastNL int64
 	line         int
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -144,7 +145,11 @@ func printSources(ctx context.Context, g *globals, a *app, now time.Time) error 
 func runSummary(r store.ScanRun) string {
 	switch r.State {
 	case store.ScanSucceeded:
-		return fmt.Sprintf("succeeded: %d read, %d new, %d updated, %d fixed, %d hosts", r.Read, r.New, r.Updated, r.Fixed, r.Hosts)
+		s := fmt.Sprintf("succeeded: %d read, %d new, %d updated, %d fixed, %d hosts", r.Read, r.New, r.Updated, r.Fixed, r.Hosts)
+		if r.Unmatched > 0 {
+			s += fmt.Sprintf(" (%d not in the inventory: %s)", r.Unmatched, unmatchedList(r))
+		}
+		return s
 	case store.ScanFailed:
 		s := "failed: " + r.Error
 		if r.Imports > 0 {
@@ -275,4 +280,14 @@ func (a *app) scoreInput(ctx context.Context) (remedy.ScoreInput, error) {
 		return remedy.ScoreInput{}, err
 	}
 	return remedy.ScoreInput{EPSS: f.EPSS, KEV: f.KEV, Now: time.Now()}, nil
+}
+
+// unmatchedList names a run's hosts the inventory does not know, saying
+// how many more there were than it kept.
+func unmatchedList(r store.ScanRun) string {
+	s := strings.Join(r.UnmatchedHosts, ", ")
+	if more := r.Unmatched - len(r.UnmatchedHosts); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,13 @@ func TestServeSchedulesSources(t *testing.T) {
 	first := runs[len(runs)-1]
 	if first.Trigger != "schedule" || first.Read == 0 || first.Imports != 1 {
 		t.Errorf("first scheduled run = %+v", first)
+	}
+	// The report's host is not in the inventory: the run records it.
+	if first.Unmatched != 1 || !slices.Equal(first.UnmatchedHosts, []string{"testdata/fixtures/images/alpine-310.tar.gz"}) {
+		t.Errorf("first scheduled run's hosts not in the inventory: %d %q, want the report's artifact", first.Unmatched, first.UnmatchedHosts)
+	}
+	if s := runSummary(first); !strings.Contains(s, "(1 not in the inventory: testdata/fixtures/images/alpine-310.tar.gz)") {
+		t.Errorf("scan list says %q", s)
 	}
 	if _, err := os.Stat(filepath.Join(drop, "done", "alpine.json")); err != nil {
 		t.Errorf("the dropped report was not imported: %v", err)

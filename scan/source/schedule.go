@@ -261,6 +261,7 @@ func (s *Scheduler) runOnce(ctx context.Context, job Job, trigger string, delay 
 	res, runErr := s.runSafely(ctx, job)
 	run.FinishedAt = s.now()
 	run.Imports, run.Read, run.New, run.Updated, run.Fixed, run.Hosts = len(res.Imports), res.Read, res.New, res.Updated, res.Fixed, len(res.Hosts)
+	run.SetUnmatched(res.Unmatched)
 	run.State = store.ScanSucceeded
 	if runErr != nil {
 		run.State, run.Error = store.ScanFailed, runErr.Error()

@@ -33,6 +33,7 @@ func testScanRuns(t *testing.T, s store.Store) {
 	done := r1
 	done.State, done.FinishedAt = store.ScanSucceeded, at(1)
 	done.Imports, done.Read, done.New, done.Updated, done.Fixed, done.Hosts = 1, 120, 100, 20, 3, 7
+	done.SetUnmatched([]string{"ip-10-0-0-9", "scanner-only.example"})
 	if done, err = s.RecordScanRun(ctx(t), done); err != nil {
 		t.Fatal(err)
 	}
