@@ -91,6 +91,16 @@ type Config struct {
 
 	// Index is the Wazuh indexer index pattern.
 	Index string `yaml:"index"`
+	// ManagerURL is the Wazuh manager API (https://wazuh.example:55000) of
+	// a wazuh-indexer source, read for the list of agents: the indexer
+	// holds documents only for vulnerabilities, so an agent whose last one
+	// was fixed vanishes from it, and only the agent list says it was
+	// scanned and is clean. Without it, such an agent's findings stay open
+	// (a warning says so at each run). ManagerUsername and ManagerPassword
+	// authenticate to it; unset, Username and Password do.
+	ManagerURL      string `yaml:"managerURL"`
+	ManagerUsername Secret `yaml:"managerUsername"`
+	ManagerPassword Secret `yaml:"managerPassword"`
 	// PollInterval is how often a Tenable export's status is polled.
 	PollInterval time.Duration `yaml:"pollInterval"`
 	// States are the Tenable finding states exported. FIXED is included by
@@ -176,6 +186,13 @@ func (c Config) Validate() error {
 		bad("name", "required")
 	} else if strings.ContainsAny(c.Name, " \t\n/") {
 		bad("name", "%q must not contain spaces or slashes", c.Name)
+	}
+	if c.ManagerURL != "" {
+		if c.Type != TypeWazuhIndexer {
+			bad("managerURL", "only for type %s", TypeWazuhIndexer)
+		} else {
+			validateURL(bad, "managerURL", c.ManagerURL, c.Type)
+		}
 	}
 	switch c.Type {
 	case TypeWazuhAPI, TypeWazuhIndexer, TypeQualys:
@@ -270,20 +287,24 @@ func (c Config) Validate() error {
 }
 
 func (c Config) validateURL(bad func(field, format string, args ...any)) {
-	if c.URL == "" {
-		bad("url", "required for type %s", c.Type)
+	validateURL(bad, "url", c.URL, c.Type)
+}
+
+func validateURL(bad func(field, format string, args ...any), field, raw string, typ Type) {
+	if raw == "" {
+		bad(field, "required for type %s", typ)
 		return
 	}
-	u, err := url.Parse(c.URL)
+	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		bad("url", "%q does not parse", RedactURL(c.URL))
+		bad(field, "%q does not parse", RedactURL(raw))
 	case u.Scheme != "https" && u.Scheme != "http":
-		bad("url", "%q must be http:// or https://", RedactURL(c.URL))
+		bad(field, "%q must be http:// or https://", RedactURL(raw))
 	case u.Host == "":
-		bad("url", "%q has no host", RedactURL(c.URL))
+		bad(field, "%q has no host", RedactURL(raw))
 	case u.User != nil:
-		bad("url", "%q carries credentials; use username/password (from env or file) instead", RedactURL(c.URL))
+		bad(field, "%q carries credentials; use username/password (from env or file) instead", RedactURL(raw))
 	}
 }
 

@@ -20,7 +20,10 @@
 //	wazuh-indexer  POST /{index}/_search sorted on (agent.id, agent.name,
 //	               package.name, package.version, vulnerability.id), paged
 //	               with search_after. A timed-out or partly failed search is
-//	               an error, not a short page.
+//	               an error, not a short page. With managerURL, the manager
+//	               API's agent list (as for wazuh-api) covers every scanned
+//	               agent, so one whose findings are all fixed (and so gone
+//	               from the index) has them closed.
 //	qualys         POST /api/2.0/fo/asset/host/vm/detection/, following
 //	               RESPONSE/WARNING/URL (truncation) while the server gives
 //	               one — only to the configured host; then

@@ -131,9 +131,13 @@ func New(cfg Config, deps Deps) (*Source, error) {
 	}
 	switch cfg.Type {
 	case TypeWazuhAPI:
-		s.puller = &wazuhAPI{src: s, c: c}
+		s.puller = &wazuhAPI{src: s, c: c, base: cfg.URL, creds: s.credentials}
 	case TypeWazuhIndexer:
-		s.puller = &wazuhIndexer{src: s, c: c}
+		w := &wazuhIndexer{src: s, c: c}
+		if cfg.ManagerURL != "" {
+			w.manager = &wazuhAPI{src: s, c: c, base: cfg.ManagerURL, creds: s.managerCredentials}
+		}
+		s.puller = w
 	case TypeQualys:
 		s.puller = &qualys{src: s, c: c}
 	case TypeTenable:

@@ -55,13 +55,30 @@ func (s *Source) credentials() (user, pass string, err error) {
 	return user, pass, nil
 }
 
+// managerCredentials are those of a wazuh-indexer source's manager API:
+// its own when set, else the source's.
+func (s *Source) managerCredentials() (user, pass string, err error) {
+	if !s.cfg.ManagerUsername.IsSet() && !s.cfg.ManagerPassword.IsSet() {
+		return s.credentials()
+	}
+	if user, err = s.cfg.ManagerUsername.Resolve(s.deps.Getenv); err != nil {
+		return "", "", fmt.Errorf("managerUsername: %w", err)
+	}
+	if pass, err = s.cfg.ManagerPassword.Resolve(s.deps.Getenv); err != nil {
+		return "", "", fmt.Errorf("managerPassword: %w", err)
+	}
+	return user, pass, nil
+}
+
 // wazuhAPI pulls from the Wazuh manager API (≤ 4.7): authenticate for a
 // JWT, list the agents, then read every agent's vulnerabilities page by
 // page. The vulnerability responses do not name the host, so each page is
 // parsed with the agent's name as the host.
 type wazuhAPI struct {
-	src *Source
-	c   *client
+	src   *Source
+	c     *client
+	base  string                                // the manager API's URL
+	creds func() (user, pass string, err error) // its username and password
 
 	mu    sync.Mutex
 	token string
@@ -84,6 +101,19 @@ type wazuhAgent struct {
 	Status string `json:"status"`
 }
 
+// scanned says the manager has scanned the agent: one never connected (or
+// still pending enrolment) has nothing to read and covers nothing.
+func (a wazuhAgent) scanned() bool { return a.Status != "never_connected" && a.Status != "pending" }
+
+// host is the name findings of the agent are stored under (the indexer's
+// agent.name, the name the API gives).
+func (a wazuhAgent) host() string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.ID
+}
+
 func (w *wazuhAPI) formats() []scan.Format { return []scan.Format{formatWazuh} }
 
 func (w *wazuhAPI) pull(ctx context.Context, dir string) (pulled, error) {
@@ -97,15 +127,10 @@ func (w *wazuhAPI) pull(ctx context.Context, dir string) (pulled, error) {
 	p := pulled{scanner: formatWazuh}
 	n := 0
 	for _, a := range agents {
-		if a.Status == "never_connected" || a.Status == "pending" {
-			// Never scanned: claiming coverage would close nothing, and
-			// there is nothing to read.
+		if !a.scanned() {
 			continue
 		}
-		host := a.Name
-		if host == "" {
-			host = a.ID
-		}
+		host := a.host()
 		offset := 0
 		for range maxPages {
 			q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(w.src.cfg.PageSize)}}
@@ -136,11 +161,11 @@ func (w *wazuhAPI) pull(ctx context.Context, dir string) (pulled, error) {
 
 // authenticate trades the username and password for a JWT.
 func (w *wazuhAPI) authenticate(ctx context.Context) error {
-	user, pass, err := w.src.credentials()
+	user, pass, err := w.creds()
 	if err != nil {
 		return err
 	}
-	u, err := joinURL(w.src.cfg.URL, "/security/user/authenticate", nil)
+	u, err := joinURL(w.base, "/security/user/authenticate", nil)
 	if err != nil {
 		return err
 	}
@@ -171,7 +196,7 @@ func (w *wazuhAPI) authenticate(ctx context.Context) error {
 // get spools GET path?q to file and decodes its envelope. An expired token
 // (401) is renewed once.
 func (w *wazuhAPI) get(ctx context.Context, path string, q url.Values, file string) (wazuhEnvelope, error) {
-	u, err := joinURL(w.src.cfg.URL, path, q)
+	u, err := joinURL(w.base, path, q)
 	if err != nil {
 		return wazuhEnvelope{}, err
 	}
@@ -245,6 +270,9 @@ func (w *wazuhAPI) agents(ctx context.Context, dir string) ([]wazuhAgent, error)
 type wazuhIndexer struct {
 	src *Source
 	c   *client
+	// manager lists the agents, when a manager URL is configured: every
+	// scanned agent is covered, including those with no document left.
+	manager *wazuhAPI
 }
 
 // indexerSort orders the states index on fields every document has, most
@@ -310,6 +338,22 @@ func (w *wazuhIndexer) pull(ctx context.Context, dir string) (pulled, error) {
 			return pulled{}, fmt.Errorf("search page %d: hits carry no sort values to page after", page+1)
 		}
 		after = last
+	}
+	if w.manager == nil {
+		w.src.log.Warn("no managerURL: agents whose vulnerabilities are all fixed are gone from the indexer, and their findings stay open", "source", w.src.cfg.Name)
+		return p, nil
+	}
+	if err := w.manager.authenticate(ctx); err != nil {
+		return pulled{}, fmt.Errorf("manager API: %w", err)
+	}
+	agents, err := w.manager.agents(ctx, dir)
+	if err != nil {
+		return pulled{}, fmt.Errorf("manager API: %w", err)
+	}
+	for _, a := range agents {
+		if a.scanned() {
+			p.hosts = append(p.hosts, a.host())
+		}
 	}
 	return p, nil
 }

@@ -35,10 +35,12 @@ type wazuhManager struct {
 	vulnCalls int
 	fail503   map[string]bool // request URI → fail once with 503
 	requests  []string
+	user      string // the credentials it accepts
+	pass      string
 }
 
 func newWazuhManager(t *testing.T) (*wazuhManager, *httptest.Server) {
-	m := &wazuhManager{t: t, vulns: map[string][]byte{}, fail503: map[string]bool{}}
+	m := &wazuhManager{t: t, vulns: map[string][]byte{}, fail503: map[string]bool{}, user: "vz-user", pass: "s3cr3t-pass"}
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
 	return m, srv
@@ -55,7 +57,7 @@ func (m *wazuhManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/security/user/authenticate" {
 		u, p, ok := r.BasicAuth()
-		if r.Method != http.MethodPost || !ok || u != "vz-user" || p != "s3cr3t-pass" {
+		if r.Method != http.MethodPost || !ok || u != m.user || p != m.pass {
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"title":"Unauthorized","detail":"Invalid credentials"}`)
 			return
@@ -506,5 +508,49 @@ func TestWazuhRunImports(t *testing.T) {
 	}
 	if len(imps) == 0 || imps[0].Source != "wazuh-indexer" || !imps[0].Complete || strings.Contains(imps[0].File, "pass") {
 		t.Errorf("latest import = %+v, want a complete wazuh-indexer import", imps[0])
+	}
+}
+
+// TestWazuhIndexerCoversCleanAgents: the indexer holds documents only for
+// vulnerabilities, so an agent whose last one was fixed is not in it. With
+// a manager URL the agent list covers it and its old findings close; an
+// agent that never connected covers nothing. The manager API has its own
+// credentials.
+func TestWazuhIndexerCoversCleanAgents(t *testing.T) {
+	st := newSQLite(t)
+	m, msrv := newWazuhManager(t)
+	m.agents = []wazuhAgent{
+		{ID: "001", Name: "myhost0", Status: "active"},
+		{ID: "002", Name: "myhost1", Status: "active"},
+		{ID: "003", Name: "patched-1", Status: "disconnected"},
+		{ID: "004", Name: "new-1", Status: "never_connected"},
+	}
+	_, isrv := newOpenSearch(t, realdata(t, "scanners/wazuh/indexer-v4.8_many_findings.json"))
+	seed := func(host string) vulnzero.Finding {
+		return vulnzero.Finding{Host: host, Package: "openssl", Installed: "1.0", CVE: "CVE-2024-0001"}
+	}
+	if _, err := st.ImportFindings(t.Context(), vulnzero.Import{Source: "wazuh-indexer", Scanner: "wazuh", Complete: true},
+		func(yield func(vulnzero.Finding, error) bool) { _ = yield(seed("patched-1"), nil) && yield(seed("new-1"), nil) }); err != nil {
+		t.Fatal(err)
+	}
+	m.user, m.pass = "wazuh-wui", "wui-pass" // not the indexer's
+	cfg := indexerConfig(isrv.URL)
+	cfg.ManagerURL = msrv.URL
+	cfg.ManagerUsername, cfg.ManagerPassword = Secret{Value: "wazuh-wui"}, Secret{Value: "wui-pass"}
+	res, err := mustNew(t, cfg, testDeps(st, &sleeper{})).Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Read != 10 || res.Fixed != 1 || !slices.Equal(res.Hosts, []string{"myhost0", "myhost1", "patched-1"}) {
+		t.Errorf("result = %+v, want the 10 documents, patched-1 covered and its finding fixed", res)
+	}
+	for host, want := range map[string]vulnzero.FindingStatus{"patched-1": vulnzero.FindingFixed, "new-1": vulnzero.FindingOpen} {
+		fs, err := st.ListFindings(t.Context(), store.FindingFilter{Host: host})
+		if err != nil || len(fs) != 1 || fs[0].Status != want {
+			t.Errorf("%s findings = %+v, %v; want one %s", host, fs, err, want)
+		}
+	}
+	if got := m.requests; len(got) < 2 || got[0] != "POST /security/user/authenticate" || !strings.HasPrefix(got[1], "GET /agents?") {
+		t.Errorf("manager requests = %q, want authenticate then the agent list", got)
 	}
 }
