@@ -47,6 +47,7 @@ fuzz: ## run each parser fuzz target for a few seconds
 	$(GO) test ./scan -run '^$$' -fuzz '^FuzzOSV$$' -fuzztime 5s -fuzzminimizetime 1s
 	$(GO) test ./scan -run '^$$' -fuzz '^FuzzOpenVAS$$' -fuzztime 5s -fuzzminimizetime 1s
 	$(GO) test ./scan -run '^$$' -fuzz '^FuzzTrivyFastDecoder$$' -fuzztime 5s -fuzzminimizetime 1s
+	$(GO) test ./scan -run '^$$' -fuzz '^FuzzNessusParallel$$' -fuzztime 5s -fuzzminimizetime 1s
 
 lint: $(GOLANGCI) ## golangci-lint with the curated set in .golangci.yml
 	$(GOLANGCI) run $(PKGS)
