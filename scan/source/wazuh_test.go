@@ -530,7 +530,9 @@ func TestWazuhIndexerCoversCleanAgents(t *testing.T) {
 		return vulnzero.Finding{Host: host, Package: "openssl", Installed: "1.0", CVE: "CVE-2024-0001"}
 	}
 	if _, err := st.ImportFindings(t.Context(), vulnzero.Import{Source: "wazuh-indexer", Scanner: "wazuh", Complete: true},
-		func(yield func(vulnzero.Finding, error) bool) { _ = yield(seed("patched-1"), nil) && yield(seed("new-1"), nil) }); err != nil {
+		func(yield func(vulnzero.Finding, error) bool) {
+			_ = yield(seed("patched-1"), nil) && yield(seed("new-1"), nil)
+		}); err != nil {
 		t.Fatal(err)
 	}
 	m.user, m.pass = "wazuh-wui", "wui-pass" // not the indexer's
