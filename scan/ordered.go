@@ -1,7 +1,9 @@
 package scan
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -64,10 +66,19 @@ func (o *ordered) start() {
 }
 
 func (o *ordered) runTask(t *orderedTask) {
-	if !o.stopped.Load() {
-		t.then = t.run()
+	defer close(t.done)
+	if o.stopped.Load() {
+		return
 	}
-	close(t.done)
+	// A parser bug must not take the process down from a goroutine nobody
+	// can recover in: the batch fails, in order, like a bad input would.
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("scan: internal error parsing a batch: %v\n%s", r, debug.Stack())
+			t.then = func() error { return err }
+		}
+	}()
+	t.then = t.run()
 }
 
 // submit queues run on a worker. What run returns is called later on this

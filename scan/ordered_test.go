@@ -151,3 +151,35 @@ func TestNessusFastXMLMatchesEncodingXML(t *testing.T) {
 		}
 	}
 }
+
+// A batch that panics fails the parse in order, with what came before it
+// emitted, instead of crashing the process from a worker goroutine.
+func TestOrderedWorkerPanic(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	o := newOrdered()
+	var got []int
+	emitBatch := func(n int, fail bool) func() func() error {
+		return func() func() error {
+			if fail {
+				panic("boom")
+			}
+			return func() error {
+				got = append(got, n)
+				return nil
+			}
+		}
+	}
+	var err error
+	for i := range 20 {
+		if err = o.submit(emitBatch(i, i == 7)); err != nil {
+			break
+		}
+	}
+	err = o.finish(err)
+	if err == nil || !strings.Contains(err.Error(), "internal error parsing a batch: boom") {
+		t.Fatalf("finish = %v, want the panic as an error", err)
+	}
+	if fmt.Sprint(got) != "[0 1 2 3 4 5 6]" {
+		t.Errorf("consumed %v, want the batches before the one that panicked", got)
+	}
+}
