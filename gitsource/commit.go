@@ -252,7 +252,8 @@ func patchFiles(p vulnzero.Patch) (map[string][]byte, error) {
 // not), and commits on top of the current head the directory as it was in
 // that commit's parent — or no directory at all when the parent had none.
 // The message is git's: `Revert "<subject>"`, "This reverts commit <sha>.",
-// and "Reason: <reason>".
+// and "Reason: <reason>", with a trailer naming what it reverts
+// (RevertTrailer) for FindRevert.
 //
 // When the head's patches/<patchID> is not revision rev (already reverted, or
 // changed since), nothing is written and the error wraps ErrConflict.
@@ -321,6 +322,7 @@ func (r *Repo) RevertPatch(ctx context.Context, patchID string, rev vulnzero.Rev
 	if reason = strings.TrimSpace(reason); reason != "" {
 		msg += "\nReason: " + reason + "\n"
 	}
+	msg += "\n" + RevertTrailer(patchID, rev) + "\n"
 	sha, err := r.commitFiles(ctx, CommitRequest{
 		Branch:      r.cfg.Branch,
 		Files:       files,
@@ -333,6 +335,50 @@ func (r *Repo) RevertPatch(ctx context.Context, patchID string, rev vulnzero.Rev
 	}
 	r.log.Info("reverted patch", "patch", patchID, "revision", string(rev), "reverted", intro.Hash.String(), "commit", sha)
 	return sha, nil
+}
+
+// RevertTrailer is the last line of a revert commit RevertPatch writes:
+// what it reverts, for FindRevert.
+func RevertTrailer(patchID string, rev vulnzero.Revision) string {
+	return "VulnZero-Reverts: " + patchID + "@" + string(rev)
+}
+
+// maxRevertSearch bounds how far back FindRevert looks: a revert is found
+// right after a crash, a few commits from the head at most.
+const maxRevertSearch = 1000
+
+// FindRevert returns the revert commit RevertPatch wrote for revision rev
+// of patchID on the configured branch, "" when there is none among the
+// last maxRevertSearch first-parent commits. A reconciler that died between
+// pushing a revert and recording it finds it here instead of writing a
+// second one or saying main moved on.
+func (r *Repo) FindRevert(ctx context.Context, patchID string, rev vulnzero.Revision) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.fetch(ctx); err != nil {
+		return "", fmt.Errorf("find revert of %s@%s: %w", patchID, rev.Short(), err)
+	}
+	h, err := r.head(r.cfg.Branch)
+	if err != nil {
+		return "", fmt.Errorf("find revert of %s@%s: %w", patchID, rev.Short(), err)
+	}
+	trailer := RevertTrailer(patchID, rev)
+	for range maxRevertSearch {
+		c, err := r.repo.CommitObject(h)
+		if err != nil {
+			return "", fmt.Errorf("find revert of %s@%s: read %s: %w", patchID, rev.Short(), h, err)
+		}
+		for _, line := range strings.Split(c.Message, "\n") {
+			if strings.TrimSpace(line) == trailer {
+				return c.Hash.String(), nil
+			}
+		}
+		if len(c.ParentHashes) == 0 {
+			break
+		}
+		h = c.ParentHashes[0]
+	}
+	return "", nil
 }
 
 // introducedBy walks first parents from head (whose dir is want) to the

@@ -298,13 +298,31 @@ func TestRevertAddedPatch(t *testing.T) {
 	if got := gitCLI(t, bare, "log", "--format=%s", "main"); got != "Revert \"Add patch libfoo-1.0.1 (#3)\"\nChange a\nAdd patch libfoo-1.0.1 (#3)\nInitial remediation repository" {
 		t.Errorf("git log:\n%s", got)
 	}
-	wantMsg := "Revert \"Add patch libfoo-1.0.1 (#3)\"\n\nThis reverts commit " + added + ".\n\nReason: canary web-1 failed verify"
+	wantMsg := "Revert \"Add patch libfoo-1.0.1 (#3)\"\n\nThis reverts commit " + added + ".\n\nReason: canary web-1 failed verify\n\n" +
+		"VulnZero-Reverts: libfoo-1.0.1@" + string(rev)
 	if got := gitCLI(t, bare, "log", "-1", "--format=%B", "main"); got != wantMsg {
 		t.Errorf("message:\n%s\nwant:\n%s", got, wantMsg)
 	}
 	if gitCLI(t, bare, "rev-parse", "main") != sha {
 		t.Error("RevertPatch did not return the new head")
 	}
+	// git reads the last paragraph as a trailer.
+	if got := gitCLI(t, bare, "log", "-1", "--format=%(trailers:key=VulnZero-Reverts,valueonly)", "main"); got != "libfoo-1.0.1@"+string(rev) {
+		t.Errorf("trailer = %q", got)
+	}
+	// FindRevert finds it from another clone, after more work landed; and
+	// finds nothing for a revision never reverted.
+	if _, err := r.CommitFiles(ctx, CommitRequest{Branch: "main", Files: map[string][]byte{"docs/notes.md": []byte("later work\n")}, Message: "Add notes"}); err != nil {
+		t.Fatal(err)
+	}
+	other := openClone(t, bare)
+	if got, err := other.FindRevert(ctx, p.ID, rev); err != nil || got != sha {
+		t.Errorf("FindRevert = %q, %v; want %s", got, err, sha)
+	}
+	if got, err := other.FindRevert(ctx, p.ID, vulnzero.Revision(strings.Repeat("0", 40))); err != nil || got != "" {
+		t.Errorf("FindRevert of a revision never reverted = %q, %v", got, err)
+	}
+	sha = gitCLI(t, bare, "rev-parse", "main")
 	st, err := r.State(ctx, sha)
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,13 @@ type Reverter interface {
 	RevertPatch(ctx context.Context, patchID string, rev vulnzero.Revision, reason string) (sha string, err error)
 }
 
+// RevertFinder is a Reverter that can find a revert it already wrote
+// (gitsource.Repo): after a crash between pushing a revert and recording
+// it, the rollout records that revert rather than say main moved on.
+type RevertFinder interface {
+	FindRevert(ctx context.Context, patchID string, rev vulnzero.Revision) (sha string, err error)
+}
+
 // KEVCatalog says whether a CVE is in CISA's Known Exploited
 // Vulnerabilities catalog (the emergency lane's test).
 type KEVCatalog interface {

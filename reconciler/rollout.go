@@ -907,6 +907,23 @@ func (r *Reconciler) finishFailed(ctx context.Context, des Desired, ro *vulnzero
 		ro.Reason += "; rollback " + joinFailures(fails)
 	}
 	dp, onMain := desiredPatch(des, ro.PatchID, ro.Revision)
+	if f, ok := r.cfg.Reverter.(RevertFinder); ok && ro.RevertSHA == "" && !onMain {
+		// Main lost the revision: perhaps to our own revert, pushed just
+		// before a crash kept its SHA from being recorded.
+		sha, err := f.FindRevert(ctx, ro.PatchID, ro.Revision)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("find revert of %s@%s: %w", ro.PatchID, ro.Revision.Short(), ctx.Err())
+			}
+			r.log.Error("find revert", "rollout", ro.ID, "patch", ro.PatchID, "err", err)
+		}
+		if sha != "" {
+			ro.RevertSHA = sha
+			if err := r.save(ctx, ro, ro.State); err != nil {
+				return err
+			}
+		}
+	}
 	if ro.RevertSHA == "" && !onMain && !strings.Contains(ro.Reason, "; revert skipped") {
 		// Main moved on while this rollout was failing (a restart came in
 		// between): reverting now would undo whatever main holds instead.
