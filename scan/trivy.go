@@ -759,6 +759,10 @@ func (w *trivyWalker) decode(v any, field string) (int64, error) {
 			// value and points just past the offending value.
 			f := strings.Join(nonEmpty(field, te.Field), ".")
 			return start, w.errAt(w.lastByteBefore(w.lt.afterSeparator(off)+te.Offset), f, "cannot use JSON %s as %s", te.Value, te.Type)
+		case errors.As(err, &se) && beforeValue[se.Error()]:
+			// The separator before the value is wrong: the value's first
+			// byte is where the decoder stopped.
+			return start, w.errAt(start, field, "%s", se.Error())
 		case errors.As(err, &se):
 			// The decoder's offset here is not an input position; rescan the
 			// value from its start to find the bad byte.
@@ -780,6 +784,14 @@ func (w *trivyWalker) lastByteBefore(off int64) int64 {
 		}
 	}
 	return off
+}
+
+// beforeValue are the syntax errors Decode (encoding/json's and
+// fastDecoder's alike) reports about what precedes a value, not the value.
+var beforeValue = map[string]bool{
+	"expected colon after object key":    true,
+	"expected comma after array element": true,
+	"not at beginning of value":          true,
 }
 
 // syntaxOffset finds the offending byte of a value that failed to decode,
