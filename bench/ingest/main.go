@@ -133,7 +133,7 @@ func run(n int, dir string, formats, stores []string) error {
 	}
 	fmt.Println()
 	printTable([]string{"report", "run", "wall", "CPU", "throughput", "read", "peak RSS", "findings"}, rows)
-	fmt.Println("\nCPU is user+system time of the run's process (the parse runs beside the GC on the second core);")
+	fmt.Println("\nCPU is user+system time of the run's process (the parse decodes entries on both cores);")
 	fmt.Println("peak RSS is its maxrss. The PostgreSQL server (fsync off) is a separate process, not counted.")
 	return nil
 }
