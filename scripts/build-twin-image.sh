@@ -9,6 +9,7 @@
 #
 #   scripts/build-twin-image.sh           build if missing, print the image
 #   scripts/build-twin-image.sh --check   exit 0 if the image exists, 1 if not
+#   scripts/build-twin-image.sh --mirror  print the Debian mirror it uses
 #
 # Environment: VZ_DEBIAN_MIRROR overrides the mirror read from
 # /etc/apt/sources.list*. Needs root (debootstrap), debootstrap and docker.
@@ -40,15 +41,6 @@ if [ "${1:-}" = --check ]; then
 	exit
 fi
 
-exec 9>"${TMPDIR:-/tmp}/vulnzero-twin-image.lock"
-flock 9
-
-if have "$ref"; then
-	docker tag "$ref" "$IMAGE:$TAG"
-	echo "$ref"
-	exit 0
-fi
-
 mirror() {
 	if [ -n "${VZ_DEBIAN_MIRROR:-}" ]; then
 		echo "$VZ_DEBIAN_MIRROR"
@@ -65,6 +57,20 @@ mirror() {
 	fi
 	echo "${m:-http://deb.debian.org/debian}"
 }
+
+if [ "${1:-}" = --mirror ]; then
+	mirror
+	exit
+fi
+
+exec 9>"${TMPDIR:-/tmp}/vulnzero-twin-image.lock"
+flock 9
+
+if have "$ref"; then
+	docker tag "$ref" "$IMAGE:$TAG"
+	echo "$ref"
+	exit 0
+fi
 
 for tool in debootstrap docker; do
 	command -v "$tool" >/dev/null || { echo "build-twin-image: $tool is missing (run scripts/test-deps.sh)" >&2; exit 1; }

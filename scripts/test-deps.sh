@@ -36,8 +36,11 @@ fi
 mkdir -p /run/sshd
 # The twin tests need the twin base image; building it takes about a minute
 # the first time (debootstrap), a fraction of a second when it is cached.
+# The dnf and zypper script tests (remedy/rules) need the rpm-tools images
+# built on it: about another minute the first time.
 if docker info >/dev/null 2>&1; then
   bash "$(dirname "$0")/build-twin-image.sh" >/dev/null
+  bash "$(dirname "$0")/build-rpm-image.sh" >/dev/null
 else
   echo "test-deps: warning: docker is not reachable; the twin tests (twin/docker, twin/ssh) will fail" >&2
 fi
