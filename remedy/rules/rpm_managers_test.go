@@ -111,11 +111,12 @@ func rpmScripts(t *testing.T, m vulnzero.PackageManager) vulnzero.Patch {
 }
 
 // rpmContract runs the contract every manager's scripts keep against the
-// real manager in c: verify fails, apply upgrades and saves the old rpm,
-// apply again is a no-op, verify passes, rollback restores the old build
-// (its files too), verify fails again, rollback again is a no-op. It
-// returns each step's output by name, for checks of a manager's own.
-func rpmContract(t *testing.T, c container, p vulnzero.Patch) map[string]string {
+// real manager in c: verify fails, apply upgrades and saves the old rpm
+// (says it could not, when saved is false), apply again is a no-op, verify
+// passes, rollback restores the old build (its files too), verify fails
+// again, rollback again is a no-op. It returns each step's output by name,
+// for checks of a manager's own.
+func rpmContract(t *testing.T, c container, p vulnzero.Patch, saved bool) map[string]string {
 	t.Helper()
 	outputs := map[string]string{}
 	step := func(what string, script []byte, wantCode int, want string) {
@@ -138,8 +139,8 @@ func rpmContract(t *testing.T, c container, p vulnzero.Patch) map[string]string 
 	installed("1.0-1")
 	step("verify before", p.Scripts.Verify, 1, "VULNERABLE: vz-fixture 1.0-1 is below 1.0-2")
 	step("apply", p.Scripts.Apply, 0, "upgraded vz-fixture from 1.0-1 to 1.0-2")
-	if !strings.Contains(outputs["apply"], "saved the rpm of vz-fixture 1.0-1") {
-		t.Errorf("apply did not save the old rpm:\n%s", outputs["apply"])
+	if want := map[bool]string{true: "saved the rpm of vz-fixture 1.0-1", false: "the rpm of vz-fixture 1.0-1 could not be saved"}[saved]; !strings.Contains(outputs["apply"], want) {
+		t.Errorf("apply output lacks %q:\n%s", want, outputs["apply"])
 	}
 	installed("1.0-2")
 	step("apply again", p.Scripts.Apply, 0, "vz-fixture 1.0-2 is already at or above 1.0-2: nothing to do")
@@ -162,7 +163,7 @@ func TestDNFScriptsAgainstRealDnf(t *testing.T) {
 		"printf '[local]\\nname=local\\nbaseurl=file:///srv/repo\\nenabled=1\\ngpgcheck=0\\n' >/etc/yum.repos.d/local.repo")
 	p := rpmScripts(t, vulnzero.DNF)
 
-	out := rpmContract(t, c, p)
+	out := rpmContract(t, c, p, true)
 	if !strings.Contains(out["apply"], "dnf transaction 1 upgraded vz-fixture") || !strings.Contains(out["rollback"], "undoing dnf transaction 1") {
 		t.Errorf("rollback did not undo the transaction apply recorded:\napply:\n%s\nrollback:\n%s", out["apply"], out["rollback"])
 	}
@@ -182,6 +183,21 @@ func TestDNFScriptsAgainstRealDnf(t *testing.T) {
 	}
 }
 
+// The yum scripts run against yum as RHEL 8 and later have it, dnf under
+// that name: the contract and rollback by transaction undo, without
+// yumdownloader (yum-utils) to save the old rpm. RHEL 7's own yum 3 is not
+// in Debian.
+func TestYumScriptsAgainstDnfAsYum(t *testing.T) {
+	docker, image := rpmToolsImage(t, "dnf")
+	rpms := buildRPMs(t)
+	c := rpmBox(t, docker, image, rpms,
+		"printf '[local]\\nname=local\\nbaseurl=file:///srv/repo\\nenabled=1\\ngpgcheck=0\\n' >/etc/yum.repos.d/local.repo")
+	out := rpmContract(t, c, rpmScripts(t, vulnzero.YUM), false) // no yumdownloader: rollback undoes the transaction
+	if !strings.Contains(out["rollback"], "undoing yum transaction 1") {
+		t.Errorf("rollback did not undo the transaction apply recorded:\n%s", out["rollback"])
+	}
+}
+
 // The zypper scripts run against Debian's zypper 1.14 and a real rpm
 // database: the contract, with the old rpm saved from zypp's cache. zypper
 // checks the signature of a plain rpm file whatever the repository says,
@@ -194,7 +210,7 @@ func TestZypperScriptsAgainstRealZypper(t *testing.T) {
 		"zypper --non-interactive --quiet addrepo --no-gpgcheck file:///srv/repo local && zypper --non-interactive --quiet refresh")
 	p := rpmScripts(t, vulnzero.Zypper)
 
-	out := rpmContract(t, c, p)
+	out := rpmContract(t, c, p, true)
 	if !strings.Contains(out["rollback"], "zypper refused the saved rpm; asking the repositories for vz-fixture=1.0-1") {
 		t.Errorf("rollback of an unsigned package did not fall back to the repositories:\n%s", out["rollback"])
 	}
