@@ -452,9 +452,8 @@ func (d *fastXML) procInst() (xml.Token, error) {
 	if len(target) == 0 {
 		return nil, d.syntaxError("processing instruction without a target")
 	}
-	if err := d.checkChars(body); err != nil {
-		return nil, err
-	}
+	// Like encoding/xml, the instruction's bytes are not checked: no
+	// walker reads them, and a check would refuse what encoding/xml takes.
 	t := xml.ProcInst{Target: string(target), Inst: bytes.Clone(inst)}
 	d.advance(n + 2)
 	return t, nil
