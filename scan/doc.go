@@ -11,6 +11,13 @@
 // error. The format is recognised from content by Detect, never from the
 // file name.
 //
+// The two formats that come in gigabytes, Trivy JSON and .nessus, are
+// parsed on every core: the parser reads each entry raw (checking the
+// syntax it must) and hands runs of them to workers that decode them with
+// the same code, and the results come back in input order (see ordered).
+// What a parse yields, findings, coverage and the first error with its
+// place, is exactly what it yields on one core.
+//
 // Each format is one file defining a parser (how to detect it, how to read
 // it) listed in formats; Wazuh, Qualys, Nessus, Grype, OSV and OpenVAS slot
 // in the same way.
