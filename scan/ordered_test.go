@@ -94,6 +94,11 @@ var parallelNessusSeeds = []string{
 	nessusDoc(`<ReportItem pluginID="1" severity="3"><risk_factor>High</risk_factor><cve>CVE-1</cve></ReportItem>` +
 		"<ReportItem pluginID=\"2\" severity=\"3\"><risk_factor>High</risk_factor><cve>CVE-2&bogus;</cve></ReportItem>"),
 	nessusDoc(`<n:ReportItem pluginID="1" severity="3"><risk_factor>High</risk_factor><cve>CVE-1</cve></n:ReportItem>`),
+	// "</ReportItem" inside a quoted value: only in a malformed report (a
+	// raw '<' in a value), which must fail as it fails on one core.
+	nessusDoc(`<ReportItem pluginID="1" severity="3"><risk_factor a="x </ReportItem> y">High</risk_factor></ReportItem>`),
+	nessusDoc(`<ReportItem pluginID="1" severity="3"><risk_factor a="x <b> </ReportItem> y">High</risk_factor></ReportItem>`),
+	nessusDoc(`<ReportItem pluginID="1" severity="3"><risk_factor a='>' b="</ReportItem>">High</risk_factor></ReportItem>`),
 	"<NessusClientData_v2><Report><ReportHost name=\"a\"><ReportItem pluginID=\"1\" severity=\"3\"><risk_factor>High</risk_factor><cve>CVE-1</cve></ReportItem></ReportHost>" +
 		"<ReportHost name=\"b\"></ReportHost><ReportHost name=\"c\"><ReportItem pluginID=\"2\" severity=\"3\"><risk_factor>High</risk_factor><cve>CVE-2</cve></ReportItem></ReportHost><ReportHost></ReportHost></Report></NessusClientData_v2>",
 }

@@ -59,6 +59,8 @@ type fastXML struct {
 	// they are valid until the next token (a million ReportItems need not
 	// allocate a million attribute lists).
 	attrs []xml.Attr
+
+	rawEnd []byte // "</name" of the element rawBody looked for last
 }
 
 // maxInterned bounds the intern table: a report repeats a few hundred
@@ -612,7 +614,7 @@ func (d *fastXML) startElement() (xmlTok, error) {
 		}
 		raw := tag[j+1 : j+1+k]
 		if bytes.IndexByte(raw, '<') >= 0 {
-			return xmlTok{}, d.syntaxError("unescaped < in the value of attribute %s", aname)
+			return xmlTok{}, d.syntaxError("unescaped < inside quoted string")
 		}
 		val, err := d.unescape(raw)
 		if err != nil {
@@ -705,7 +707,10 @@ func (d *fastXML) rawBody() (body []byte, base int64, line int, lastNL int64, ok
 		return nil, 0, 0, 0, false
 	}
 	name := d.stack[len(d.stack)-1]
-	end := d.indexSeq([]byte("</"+name), 0)
+	if d.rawEnd == nil || string(d.rawEnd[2:]) != name {
+		d.rawEnd = []byte("</" + name)
+	}
+	end := d.indexSeq(d.rawEnd, 0)
 	if end < 0 {
 		return nil, 0, 0, 0, false
 	}
@@ -736,24 +741,53 @@ func (d *fastXML) resetSegment(seg []byte, base int64, line int, lastNL int64, o
 	d.stack = append(d.stack[:0], open)
 }
 
-// hidesMarkup reports whether inner holds "<!", "<?" or "<name": a
-// comment, CDATA section, directive or processing instruction, whose text
-// may look like markup, or an element of the same name. The bytes looked
-// for are rare in reports, so each is one fast scan.
+// hidesMarkup reports whether "</name" right after inner might not be
+// the end tag it looks like: inner holds a comment, CDATA section,
+// directive or processing instruction (whose text may look like markup), an
+// element of the same name, or a tag left open (with "</name" inside one of
+// its quoted values, which only a malformed report has). It passes over
+// inner tag by tag, quotes and all, as the tokenizer would.
 func hidesMarkup(inner []byte, name string) bool {
-	after := func(sep []byte) bool {
-		for i := 0; ; {
-			k := bytes.Index(inner[i:], sep)
-			if k < 0 {
-				return false
-			}
-			if j := i + k; j > 0 && inner[j-1] == '<' {
-				return true
-			}
-			i += k + 1
+	for i := 0; ; {
+		k := bytes.IndexByte(inner[i:], '<')
+		if k < 0 {
+			return false
 		}
+		j := i + k + 1 // just past '<'
+		if j == len(inner) {
+			return true
+		}
+		switch c := inner[j]; {
+		case c == '!', c == '?':
+			return true
+		case len(inner)-j >= len(name) && string(inner[j:j+len(name)]) == name:
+			return true
+		}
+		// Most tags hold no quoted value: their end is the next '>'.
+		if gt := bytes.IndexByte(inner[j:], '>'); gt >= 0 && bytes.IndexByte(inner[j:j+gt], '"') < 0 && bytes.IndexByte(inner[j:j+gt], '\'') < 0 {
+			i = j + gt + 1
+			continue
+		}
+		quote := byte(0)
+		for ; j < len(inner); j++ {
+			c := inner[j]
+			if quote != 0 {
+				if c == quote {
+					quote = 0
+				}
+				continue
+			}
+			if c == '"' || c == '\'' {
+				quote = c
+			} else if c == '>' {
+				break
+			}
+		}
+		if j == len(inner) {
+			return true // still inside a tag where "</name" begins
+		}
+		i = j + 1
 	}
-	return after([]byte{'!'}) || after([]byte{'?'}) || after([]byte(name))
 }
 
 // leaf finds the end tag of the element whose start tag was just read when
