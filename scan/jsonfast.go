@@ -486,6 +486,7 @@ func (d *fastDecoder) skipCompositeFast() bool {
 		return false
 	}
 	var stack [64]byte
+	var ok bool
 	depth := 0
 	state := skipValue
 	buf, i := d.buf, d.scanp
@@ -528,11 +529,10 @@ func (d *fastDecoder) skipCompositeFast() bool {
 					state = skipValueOrEnd
 				}
 			case c == '"':
-				d.scanp = i
-				if _, _, _, err := d.scanString(); err != nil {
+				if i, ok = d.skipString(i); !ok {
 					return fail()
 				}
-				buf, i = d.buf, d.scanp
+				buf = d.buf
 				state = skipAfter
 			case c == 't' || c == 'f' || c == 'n':
 				word := "true"
@@ -565,11 +565,10 @@ func (d *fastDecoder) skipCompositeFast() bool {
 			if c != '"' {
 				return fail()
 			}
-			d.scanp = i
-			if _, _, _, err := d.scanString(); err != nil {
+			if i, ok = d.skipString(i); !ok {
 				return fail()
 			}
-			buf, i = d.buf, d.scanp
+			buf = d.buf
 			state = skipColon
 		case skipColon:
 			if c != ':' {
@@ -598,6 +597,52 @@ func (d *fastDecoder) skipCompositeFast() bool {
 			return true
 		}
 	}
+}
+
+// skipString passes the string whose opening quote is at buf index i and
+// returns the index just past its closing quote, checking it as
+// scanString does; ok is false for a malformed string. A string whole in
+// the buffer is passed in one tight loop (no offsets, no UTF-8 bookkeeping:
+// a skipped string is not read); one that runs past it is left to
+// scanString, which reads on. buf may move: callers reload d.buf.
+func (d *fastDecoder) skipString(i int) (int, bool) {
+	buf := d.buf
+	for j := i + 1; ; {
+		for ; j+8 <= len(buf); j += 8 {
+			if strStopIn(binary.LittleEndian.Uint64(buf[j:])) {
+				break
+			}
+		}
+		for j < len(buf) && !strStop[buf[j]] {
+			j++
+		}
+		if j+6 > len(buf) {
+			break // near the end of what is read: scanString reads on
+		}
+		switch c := buf[j]; {
+		case c == '"':
+			return j + 1, true
+		case c == '\\':
+			switch buf[j+1] {
+			case 'b', 'f', 'n', 'r', 't', '\\', '/', '"':
+				j += 2
+			case 'u':
+				if !isHex(buf[j+2]) || !isHex(buf[j+3]) || !isHex(buf[j+4]) || !isHex(buf[j+5]) {
+					return 0, false
+				}
+				j += 6
+			default:
+				return 0, false
+			}
+		default:
+			return 0, false // a control character
+		}
+	}
+	d.scanp = i
+	if _, _, _, err := d.scanString(); err != nil {
+		return 0, false
+	}
+	return d.scanp, true
 }
 
 // numberLen returns the length of the JSON number b starts with, or 0 when
@@ -750,15 +795,26 @@ var jsonSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 // whitespace, len(buf) when there is none. Pretty-printed reports indent
 // each line with a run of spaces after the newline: eight at a time.
 func skipSpace(buf []byte, i int) int {
+	// Most calls are at a token already (every whitespace byte is ≤ ' '):
+	// small enough to inline, with the loop out of line.
+	if i < len(buf) && buf[i] > ' ' {
+		return i
+	}
+	return skipSpaceRun(buf, i)
+}
+
+//go:noinline
+func skipSpaceRun(buf []byte, i int) int {
 	for i+8 <= len(buf) {
-		// The low zero bytes of w are the spaces before the first other byte.
+		// The low zero bytes of w are the spaces before the first other
+		// byte, which is read from w rather than loaded again.
 		w := binary.LittleEndian.Uint64(buf[i:]) ^ 0x2020202020202020
 		n := bits.TrailingZeros64(w) / 8
 		i += n
 		if n == 8 {
 			continue
 		}
-		if c := buf[i]; c != '\n' && c != '\t' && c != '\r' {
+		if c := byte(w>>(8*n)) ^ ' '; c != '\n' && c != '\t' && c != '\r' {
 			return i
 		}
 		i++
