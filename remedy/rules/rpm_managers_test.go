@@ -81,11 +81,19 @@ echo 1.0-%s >%%{buildroot}/usr/share/vz-fixture/VERSION
 	return out
 }
 
-// rpmBox starts a container of image with the fixture packages in a local
-// repository (createrepo_c) that setup registers with the manager, and
-// vz-fixture 1.0-1 installed.
-func rpmBox(t *testing.T, docker, image, rpms, setup string) container {
+// repoSetup registers the local repository /srv/repo with each manager.
+var repoSetup = map[string]string{
+	"dnf":    "printf '[local]\\nname=local\\nbaseurl=file:///srv/repo\\nenabled=1\\ngpgcheck=0\\n' >/etc/yum.repos.d/local.repo",
+	"zypper": "zypper --non-interactive --quiet addrepo --no-gpgcheck file:///srv/repo local && zypper --non-interactive --quiet refresh",
+}
+
+// rpmBox starts a container of manager's rpm-tools image with the fixture
+// packages in a local repository (createrepo_c) registered with the
+// manager, and vz-fixture 1.0-1 installed.
+func rpmBox(t *testing.T, manager string) container {
 	t.Helper()
+	docker, image := rpmToolsImage(t, manager)
+	rpms, setup := buildRPMs(t), repoSetup[manager]
 	name := fmt.Sprintf("vz-rules-rpm-%d", time.Now().UnixNano())
 	out, err := exec.Command(docker, "run", "-d", "--rm", "--name", name, "--network", "none",
 		"-v", rpms+":/vz:ro", "--entrypoint", "sleep", image, "600").CombinedOutput()
@@ -157,10 +165,7 @@ func rpmContract(t *testing.T, c container, p vulnzero.Patch, saved bool) map[st
 // transaction, and, when the transaction is gone, by downgrading to the rpm
 // apply saved with `dnf download`.
 func TestDNFScriptsAgainstRealDnf(t *testing.T) {
-	docker, image := rpmToolsImage(t, "dnf")
-	rpms := buildRPMs(t)
-	c := rpmBox(t, docker, image, rpms,
-		"printf '[local]\\nname=local\\nbaseurl=file:///srv/repo\\nenabled=1\\ngpgcheck=0\\n' >/etc/yum.repos.d/local.repo")
+	c := rpmBox(t, "dnf")
 	p := rpmScripts(t, vulnzero.DNF)
 
 	out := rpmContract(t, c, p, true)
@@ -188,10 +193,7 @@ func TestDNFScriptsAgainstRealDnf(t *testing.T) {
 // yumdownloader (yum-utils) to save the old rpm. RHEL 7's own yum 3 is not
 // in Debian.
 func TestYumScriptsAgainstDnfAsYum(t *testing.T) {
-	docker, image := rpmToolsImage(t, "dnf")
-	rpms := buildRPMs(t)
-	c := rpmBox(t, docker, image, rpms,
-		"printf '[local]\\nname=local\\nbaseurl=file:///srv/repo\\nenabled=1\\ngpgcheck=0\\n' >/etc/yum.repos.d/local.repo")
+	c := rpmBox(t, "dnf")
 	out := rpmContract(t, c, rpmScripts(t, vulnzero.YUM), false) // no yumdownloader: rollback undoes the transaction
 	if !strings.Contains(out["rollback"], "undoing yum transaction 1") {
 		t.Errorf("rollback did not undo the transaction apply recorded:\n%s", out["rollback"])
@@ -204,10 +206,7 @@ func TestYumScriptsAgainstDnfAsYum(t *testing.T) {
 // so the unsigned fixture is refused from the saved file and rollback gets
 // the old build from the repository instead.
 func TestZypperScriptsAgainstRealZypper(t *testing.T) {
-	docker, image := rpmToolsImage(t, "zypper")
-	rpms := buildRPMs(t)
-	c := rpmBox(t, docker, image, rpms,
-		"zypper --non-interactive --quiet addrepo --no-gpgcheck file:///srv/repo local && zypper --non-interactive --quiet refresh")
+	c := rpmBox(t, "zypper")
 	p := rpmScripts(t, vulnzero.Zypper)
 
 	out := rpmContract(t, c, p, true)
