@@ -814,7 +814,7 @@ func skipSpaceRun(buf []byte, i int) int {
 		if n == 8 {
 			continue
 		}
-		if c := byte(w>>(8*n)) ^ ' '; c != '\n' && c != '\t' && c != '\r' {
+		if c := byte(w>>(8*n)) ^ ' '; c != '\n' && c != '\t' && c != '\r' { //nolint:gosec // G115: taking the low byte is the point
 			return i
 		}
 		i++
