@@ -335,11 +335,10 @@ func (d *fastDecoder) malformed(err error, start int64) error {
 	return err
 }
 
-// Decode reads the next value into v, as *json.Decoder.Decode does.
-func (d *fastDecoder) Decode(v any) error {
-	if d.err != nil {
-		return d.err
-	}
+// toValue consumes the ',' or ':' that comes before a value in the current
+// token state, as *json.Decoder.Decode does, and checks that a value may
+// come next.
+func (d *fastDecoder) toValue() error {
 	switch d.tokenState {
 	case tokenArrayComma:
 		c, err := d.peek()
@@ -364,6 +363,17 @@ func (d *fastDecoder) Decode(v any) error {
 	}
 	if !d.tokenValueAllowed() {
 		return decoderError("not at beginning of value", d.InputOffset())
+	}
+	return nil
+}
+
+// Decode reads the next value into v, as *json.Decoder.Decode does.
+func (d *fastDecoder) Decode(v any) error {
+	if d.err != nil {
+		return d.err
+	}
+	if err := d.toValue(); err != nil {
+		return err
 	}
 	start := d.InputOffset()
 	d.keep = d.scanp
@@ -1228,21 +1238,7 @@ func (d *fastDecoder) rawObject() (start, end int64, ok bool) {
 		d.tokenState, d.scanp = state, int(from-d.scanned)
 		return 0, 0, false
 	}
-	var sep byte
-	switch d.tokenState {
-	case tokenArrayComma:
-		sep = ','
-	case tokenObjectColon:
-		sep = ':'
-	}
-	if sep != 0 {
-		if c, err := d.peek(); err != nil || c != sep {
-			return restore()
-		}
-		d.scanp++
-		d.tokenValueAfterSeparator()
-	}
-	if !d.tokenValueAllowed() {
+	if d.toValue() != nil {
 		return restore()
 	}
 	if c, err := d.peek(); err != nil || c != '{' {
@@ -1254,17 +1250,6 @@ func (d *fastDecoder) rawObject() (start, end int64, ok bool) {
 	}
 	d.tokenValueEnd()
 	return start, d.InputOffset(), true
-}
-
-// tokenValueAfterSeparator is the state change of a ',' between array
-// elements or a ':' after a key.
-func (d *fastDecoder) tokenValueAfterSeparator() {
-	switch d.tokenState {
-	case tokenArrayComma:
-		d.tokenState = tokenArrayValue
-	case tokenObjectColon:
-		d.tokenState = tokenObjectValue
-	}
 }
 
 // segmentDecoders decode batches on worker goroutines (see trivyBatch),
